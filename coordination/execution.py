@@ -1,0 +1,257 @@
+"""Running one task: claim it under a lease, run its executor in a sandbox, record the result.
+
+Agent tasks can run for hours, and a broker redelivers a message whose ack is late (Redis: after
+``visibility_timeout``) while the first run is still going. So a run holds a lease in the database,
+taken by conditional UPDATE and renewed by a heartbeat; a delivery that finds a live lease leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from coordination import flow, workspace
+from coordination.models import Event, OwnershipClaim, Task
+from coordination.sandboxes import LocalWorktreeSandbox, ProcessResult, Sandbox
+
+log = logging.getLogger(__name__)
+
+LOG_FLUSH_SECONDS = 1.0
+ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass
+class Outcome:
+    status: str  # "succeeded" | "failed"
+    head_sha: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    log_tail: str = ""
+
+
+def run_task(task_id: int) -> None:
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    task = claim(task_id, owner)
+    if task is None:
+        return
+    heartbeat = Heartbeat(task_id, owner)
+    heartbeat.start()
+    try:
+        outcome = execute(task)
+    except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
+        log.exception("task %s crashed", task_id)
+        outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.stop()
+    if finish(task_id, owner, outcome):
+        flow.task_finished(task_id)
+
+
+def claim(task_id: int, owner: str) -> Task | None:
+    """Take a ready task (conditional UPDATE); None when another run has it or it is not ready."""
+    lease_until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+    with transaction.atomic():
+        taken = Task.objects.filter(pk=task_id, status="ready").update(
+            status="claimed", lease_owner=owner, lease_expires_at=lease_until)
+        if not taken:
+            return None
+        task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+        Event.record(task.ticket, "task.claimed", {"from": "ready", "to": "claimed", **task.event_refs()})
+        task.transition(
+            "running", start_sha=task.ticket.head_sha, started_at=timezone.now(), attempts=task.attempts + 1,
+            error="", log="",
+        )
+        OwnershipClaim.objects.bulk_create(OwnershipClaim(task=task, pattern=p) for p in task.owned_files)
+    return task
+
+
+def execute(task: Task) -> Outcome:
+    ticket = task.ticket
+    name = f"t{ticket.pk}-{task.key}-{task.attempts}"
+    scratch = workspace.worktrees_root() / f"{name}.dagmerge"
+    sandbox: Sandbox = LocalWorktreeSandbox(
+        workspace.clone_git(ticket.repository_id), workspace.worktrees_root() / name,
+        lambda: workspace.clone_lock(ticket.repository_id),
+    )
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        sandbox.prepare(task.ref, task.start_sha)
+        context_file, result_file = scratch / "context.json", scratch / "result.json"
+        context_file.write_text(json.dumps(task_context(task), indent=2, default=str))
+        env = task_environment(task, scratch, context_file, result_file)
+        with LogStreamer(task.pk) as streamer:
+            process = run_executor(task, sandbox, env, streamer.append)
+        head = sandbox.commit_all(f"{task.key}: {task.title}\n\ndagmerge ticket {ticket.pk}, task {task.pk}\n")
+        result = {
+            "exit_code": process.exit_code,
+            "changed_files": sandbox.changed_files(task.start_sha),
+            "head": head,
+            "output_tail": process.output_tail[-4000:],
+            "duration_s": round(process.duration_s, 3),
+        }
+        error = _process_error(task, process)
+        try:
+            result["data"] = _read_result_file(result_file)
+        except ValueError as exc:
+            error = error or str(exc)
+        status = "failed" if error else "succeeded"
+        return Outcome(status, head_sha=head, result=result, error=error, log_tail=process.output_tail)
+    finally:
+        sandbox.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output) -> ProcessResult:
+    timeout = task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT
+    if task.executor != "shell":
+        return ProcessResult(2, f"the {task.executor} executor is not available on this installation\n",
+                             False, 0.0)
+    try:
+        argv = shlex.split(task.command)
+    except ValueError as exc:
+        return ProcessResult(2, f"cannot parse command: {exc}\n", False, 0.0)
+    if not argv:
+        return ProcessResult(2, "empty command\n", False, 0.0)
+    return sandbox.run(argv, env, timeout, on_output)
+
+
+def task_context(task: Task) -> dict[str, Any]:
+    """What a task's command sees in ``$DAGMERGE_CONTEXT``: itself, its parents' results, the synthesis."""
+    return {
+        "ticket": {"id": task.ticket_id, "title": task.ticket.title, "branch": task.ticket.branch},
+        "task": {"key": task.key, "title": task.title, "instructions": task.instructions},
+        "parents": {p.key: p.result for p in task.depends_on.all()},
+        "synthesis": task.synthesis_context,
+    }
+
+
+def task_environment(task: Task, scratch: Path, context_file: Path, result_file: Path) -> dict[str, str]:
+    """A minimal environment: no secrets of the worker leak into a task's command."""
+    home = scratch / "home"
+    home.mkdir(exist_ok=True)
+    env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(scratch),
+        DAGMERGE_TICKET=str(task.ticket_id),
+        DAGMERGE_TASK=task.key,
+        DAGMERGE_BRANCH=task.branch,
+        DAGMERGE_CONTEXT=str(context_file),
+        DAGMERGE_RESULT=str(result_file),
+    )
+    return env
+
+
+def _process_error(task: Task, process: ProcessResult) -> str:
+    if process.timed_out:
+        return f"timed out after {task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT} s"
+    if process.exit_code:
+        last = next((line for line in reversed(process.output_tail.splitlines()) if line.strip()), "")
+        return f"command exited with status {process.exit_code}" + (f": {last.strip()}" if last else "")
+    return ""
+
+
+def _read_result_file(path: Path) -> Any:
+    if not path.exists() or not path.read_text().strip():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"$DAGMERGE_RESULT is not valid JSON: {exc}") from None
+
+
+def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
+    """Record the outcome if this run still holds the lease; False when it was taken away."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("ticket").get(pk=task_id)
+        if task.lease_owner != owner or task.status != "running":
+            log.warning("task %s: lease lost to %r, outcome dropped", task_id, task.lease_owner)
+            return False
+        task.transition(
+            outcome.status, head_sha=outcome.head_sha, result=outcome.result, error=outcome.error,
+            log=outcome.log_tail, finished_at=timezone.now(), lease_owner="", lease_expires_at=None,
+        )
+        task.claims.filter(released_at=None).update(released_at=timezone.now())
+    return True
+
+
+class Heartbeat(threading.Thread):
+    """Renews the task's lease while it runs, from its own thread and database connection."""
+
+    def __init__(self, task_id: int, owner: str):
+        super().__init__(daemon=True, name=f"heartbeat-{task_id}")
+        self.task_id, self.owner = task_id, owner
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        interval = settings.DAGMERGE_LEASE_SECONDS / 3
+        try:
+            while not self._stop_event.wait(interval):
+                until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+                if not Task.objects.filter(pk=self.task_id, lease_owner=self.owner).update(lease_expires_at=until):
+                    log.warning("task %s: lease lost", self.task_id)
+                    return
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+class LogStreamer:
+    """Appends a running command's output to Task.log about once a second, with a task.log event."""
+
+    def __init__(self, task_id: int):
+        self.task_id = task_id
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"log-{task_id}")
+
+    def __enter__(self) -> LogStreamer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_event.set()
+        self._thread.join(timeout=10)
+
+    def append(self, text: str) -> None:
+        with self._lock:
+            self._buffer.append(text)
+
+    def _loop(self) -> None:
+        close_old_connections()
+        try:
+            while not self._stop_event.wait(LOG_FLUSH_SECONDS):
+                self._flush()
+            self._flush()
+        finally:
+            connection.close()
+
+    def _flush(self) -> None:
+        with self._lock:
+            text, self._buffer = "".join(self._buffer), []
+        if not text:
+            return
+        with transaction.atomic():
+            task = Task.objects.select_for_update().select_related("ticket").get(pk=self.task_id)
+            task.log = (task.log + text)[-64 * 1024 :]
+            task.save(update_fields=["log", "updated_at"])
+            Event.record(task.ticket, "task.log", {"task": task.key, "task_id": task.pk, "bytes": len(text)})

@@ -1,0 +1,208 @@
+"""The scheduler: which tasks may start, when work lands on the ticket branch, when a ticket ends.
+
+``advance`` is called after every change (a task finished, a merge landed) and is idempotent: it reads
+the whole ticket under a row lock and makes every move that is due. Merging is slow I/O, so it happens
+in ``land_task`` / ``converge_join`` outside any transaction, serialized per ticket by a lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from coordination import dispatch, workspace
+from coordination.dispatch import Job
+from coordination.models import Event, Join, Task, Ticket
+from coordination.synthesis import synthesize
+from merges.attempts import run_attempt
+from merges.convergence import Source
+from merges.git import GitError
+from merges.models import MergeAttempt
+
+log = logging.getLogger(__name__)
+
+UNFINISHED_TASK = ("ready", "claimed", "running")
+DEAD_END = ("failed", "blocked", "cancelled")
+
+
+def advance(ticket_id: int) -> None:
+    with transaction.atomic():
+        # The lock makes concurrent advances (two tasks finishing at once) take turns.
+        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if ticket.machine.is_final(ticket.status):
+            return
+        if ticket.status == "pending":
+            ticket.transition("running")
+        tasks = {t.pk: t for t in ticket.tasks.prefetch_related("depends_on")}
+        parents = {t.pk: [tasks[p.pk] for p in t.depends_on.all()] for t in tasks.values()}
+        joins = list(ticket.joins.prefetch_related("sources"))
+        join_of = {j.continuation_id: j for j in joins}
+
+        moved = True
+        while moved:  # blocking propagates down the DAG: repeat until nothing moves
+            moved = False
+            for task in tasks.values():
+                if task.status != "pending":
+                    continue
+                if any(p.status in DEAD_END for p in parents[task.pk]):
+                    task.transition("blocked", error="an upstream task did not succeed")
+                    moved = True
+                elif all(p.status == "succeeded" and p.landed for p in parents[task.pk]):
+                    join = join_of.get(task.pk)
+                    if join is None or join.status == "merged":
+                        task.transition("ready")
+                        dispatch.submit(Job.RUN_TASK, task.pk)
+
+        for join in joins:
+            if join.status == "waiting" and all(s.status == "succeeded" for s in join.sources.all()):
+                join.transition("synthesizing")
+                dispatch.submit(Job.CONVERGE_JOIN, join.pk)
+            elif join.status == "waiting" and any(s.status in DEAD_END for s in join.sources.all()):
+                join.transition("failed")
+        _settle_ticket(ticket, list(tasks.values()), joins)
+
+
+def _settle_ticket(ticket: Ticket, tasks: list[Task], joins: list[Join]) -> None:
+    if tasks and all(t.status == "succeeded" and t.landed for t in tasks):
+        ticket.transition("done", finished_at=timezone.now())
+        return
+    if any(t.status in UNFINISHED_TASK for t in tasks) or any(j.status in ("synthesizing", "merging")
+                                                               for j in joins):
+        return
+    if any(j.status == "awaiting_review" for j in joins) or ticket.status == "awaiting_review":
+        return
+    failed = [t for t in tasks if t.status == "failed"]
+    if failed:
+        names = ", ".join(f"{t.key} ({t.error.splitlines()[0] if t.error else 'failed'})" for t in failed)
+        ticket.transition("failed", error=f"task(s) failed: {names}", finished_at=timezone.now())
+
+
+def task_finished(task_id: int) -> None:
+    """A task ended: land its work if no join waits for it, then move the ticket on."""
+    task = Task.objects.get(pk=task_id)
+    if task.status == "succeeded" and not task.source_of_joins.exists():
+        land_task(task_id)
+    else:
+        advance(task.ticket_id)
+
+
+def land_task(task_id: int) -> None:
+    """Merge a finished task's branch into the ticket branch (a task that is no join's source)."""
+    task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+    if task.landed or task.status != "succeeded" or task.source_of_joins.exists():
+        return
+    _merge_into_ticket(task.ticket, [task], join=None)
+
+
+def converge_join(join_id: int) -> None:
+    """Synthesis, then the convergence merge of the join's sources; idempotent on redelivery."""
+    with transaction.atomic():
+        join = Join.objects.select_for_update().select_related("continuation", "ticket__repository").get(pk=join_id)
+        if join.status != "synthesizing":
+            return  # already taken by another delivery of this message
+        sources = [s for s in join.sources.all() if s.status == "succeeded"]
+        continuation = join.continuation
+        continuation.synthesis_context = synthesize(sources)
+        continuation.save(update_fields=["synthesis_context", "updated_at"])
+        join.transition("merging", event_payload={"sources": sorted(s.key for s in sources)})
+        ticket = Ticket.objects.select_for_update().get(pk=join.ticket_id)
+        if ticket.status == "running":
+            ticket.transition("merging")
+    _merge_into_ticket(join.ticket, sources, join=join)
+
+
+def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None) -> None:
+    git = workspace.clone_git(ticket.repository_id)
+    with ticket_merge_lease(ticket.pk):
+        ticket.refresh_from_db()
+        landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
+        pending = [t for t in tasks if t.pk not in landed]
+        if not pending and join is None:
+            return  # a redelivered landing: the work is already on the ticket branch
+        Event.record(ticket, "merge.started", {"sources": [t.key for t in pending],
+                                               "join_id": join.pk if join else None})
+        attempt = run_attempt(
+            git, ticket_id=ticket.pk, target_ref=ticket.ref, expected_head=ticket.head_sha,
+            sources=[Source(t.key, t.head_sha, fork_point=t.start_sha or None) for t in pending],
+            branches={t.key: t.branch for t in pending},
+            join_id=join.pk if join else None,
+            task_id=pending[0].pk if join is None and pending else None,
+        )
+        _record_outcome(ticket, tasks, join, attempt)
+    if attempt.status == "merged":
+        publish_ticket(ticket.pk)
+    advance(ticket.pk)
+
+
+def _record_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:
+    payload = {"attempt_id": attempt.pk, "join_id": join.pk if join else None,
+               "order": attempt.merge_order, "scores": attempt.conflict_scores}
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error})
+        if attempt.status == "merged":
+            ticket.head_sha = attempt.result_sha
+            ticket.save(update_fields=["head_sha", "updated_at"])
+            Event.record(ticket, "ticket.head", {"sha": attempt.result_sha})
+            Task.objects.filter(pk__in=[t.pk for t in tasks]).update(landed=True)
+            if join:
+                join.transition("merged")
+            if ticket.status == "merging":
+                ticket.transition("running")
+        elif attempt.status == "conflicted":
+            if join:
+                join.transition("awaiting_review")
+            ticket.transition("awaiting_review", event_payload={"attempt_id": attempt.pk})
+        else:
+            if join:
+                join.transition("failed")
+            ticket.transition("failed", error=f"merge #{attempt.pk} failed: {attempt.error}",
+                              finished_at=timezone.now())
+
+
+def publish_ticket(ticket_id: int) -> None:
+    """Push ticket/<id> back to the source repository, leased on what was pushed last."""
+    ticket = Ticket.objects.select_related("repository").get(pk=ticket_id)
+    if ticket.published_sha == ticket.head_sha:
+        return
+    try:
+        workspace.publish(ticket.repository_id, ticket.repository.url_or_path, ticket.ref, ticket.head_sha,
+                          ticket.published_sha)
+    except GitError as exc:
+        Event.record(ticket, "publish.failed", {"error": exc.stderr or str(exc)})
+        return
+    Ticket.objects.filter(pk=ticket_id).update(published_sha=ticket.head_sha)
+    Event.record(ticket, "ticket.published", {"sha": ticket.head_sha})
+
+
+@contextmanager
+def ticket_merge_lease(ticket_id: int, wait_seconds: float = 600) -> Iterator[None]:
+    """One merge at a time per ticket, across processes and hosts: a lease row taken by conditional
+    UPDATE (expiring, so a dead worker cannot hold it forever)."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + wait_seconds
+    lease = timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS * 5)
+    while True:
+        now = timezone.now()
+        free = Ticket.objects.filter(Q(merge_lock_owner="") | Q(merge_lock_expires_at__lt=now), pk=ticket_id)
+        if free.update(merge_lock_owner=owner, merge_lock_expires_at=now + lease):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ticket {ticket_id}: another merge held the ticket for {wait_seconds} s")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        Ticket.objects.filter(pk=ticket_id, merge_lock_owner=owner).update(merge_lock_owner="",
+                                                                           merge_lock_expires_at=None)

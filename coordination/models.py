@@ -1,0 +1,225 @@
+"""Tickets, their task DAG, joins, ownership claims and the event log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from coordination import live, states
+
+
+class Repository(models.Model):
+    """A git repository tickets work on; dagmerge keeps its own clone of it in the workspace."""
+
+    SANDBOXES = [("local", "local worktree"), ("daytona", "Daytona")]
+
+    name = models.CharField(max_length=200)
+    url_or_path = models.CharField(max_length=1000, unique=True)
+    default_branch = models.CharField(max_length=255, default="main")
+    sandbox_backend = models.CharField(max_length=20, choices=SANDBOXES, default="local")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StatefulModel(models.Model):
+    """A row whose ``status`` only moves along its state machine, each move logged as an Event."""
+
+    machine: states.StateMachine
+
+    class Meta:
+        abstract = True
+
+    def transition(self, new: str, *, event_payload: dict | None = None, **fields) -> Event:
+        """Move to ``new`` and write the Event in the same transaction; raises IllegalTransition.
+
+        Callers hold the row (``select_for_update``) when a concurrent move is possible.
+        """
+        self.machine.check(self.status, new)
+        old, self.status = self.status, new
+        for name, value in fields.items():
+            setattr(self, name, value)
+        with transaction.atomic():
+            self.save(update_fields=["status", "updated_at", *fields])
+            return Event.record(
+                self.event_ticket,
+                f"{self.machine.name}.{new}",
+                {"from": old, "to": new, **self.event_refs(), **(event_payload or {})},
+            )
+
+    @property
+    def event_ticket(self) -> Ticket:
+        raise NotImplementedError
+
+    def event_refs(self) -> dict:
+        return {}
+
+
+class Ticket(StatefulModel):
+    machine = states.TICKET
+    REVIEW_POLICIES = [("threshold", "over the threshold"), ("always", "always"), ("never", "never")]
+
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="tickets")
+    title = models.CharField(max_length=300)
+    spec = models.JSONField(default=dict, help_text="The submitted spec, as given.")
+    base_branch = models.CharField(max_length=255)
+    base_sha = models.CharField(max_length=40)
+    head_sha = models.CharField(max_length=40, help_text="Head of ticket/<id> in the workspace.")
+    published_sha = models.CharField(max_length=40, blank=True, help_text="Last value pushed to the source.")
+    status = models.CharField(max_length=20, choices=machine.choices, default="pending")
+    conflict_threshold = models.PositiveIntegerField(default=10)
+    review_policy = models.CharField(max_length=20, choices=REVIEW_POLICIES, default="threshold")
+    verify_command = models.CharField(max_length=2000, blank=True)
+    llm_max_invocations = models.PositiveIntegerField(default=20)
+    llm_max_usd = models.DecimalField(max_digits=10, decimal_places=4, default=5)
+    llm_invocations = models.PositiveIntegerField(default=0)
+    llm_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    error = models.TextField(blank=True)
+    merge_lock_owner = models.CharField(max_length=200, blank=True)
+    merge_lock_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def branch(self) -> str:
+        return f"ticket/{self.pk}"
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    @property
+    def event_ticket(self) -> Ticket:
+        return self
+
+
+class Task(StatefulModel):
+    machine = states.TASK
+    EXECUTORS = [("shell", "shell command"), ("claude", "Claude agent")]
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="tasks")
+    key = models.CharField(max_length=100)
+    title = models.CharField(max_length=300)
+    instructions = models.TextField(blank=True)
+    executor = models.CharField(max_length=20, choices=EXECUTORS, default="shell")
+    command = models.TextField(blank=True)
+    depends_on = models.ManyToManyField("self", symmetrical=False, related_name="dependents", blank=True)
+    owned_files = models.JSONField(default=list, blank=True)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=machine.choices, default="pending")
+    start_sha = models.CharField(max_length=40, blank=True)
+    head_sha = models.CharField(max_length=40, blank=True)
+    landed = models.BooleanField(default=False, help_text="Its work is on the ticket branch.")
+    result = models.JSONField(null=True, blank=True)
+    synthesis_context = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["ticket", "key"], name="unique_task_key_per_ticket")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.title}"
+
+    @property
+    def branch(self) -> str:
+        # Not ticket/<id>/task/<key>: git cannot hold a branch ticket/<id> and refs below it at once
+        # (a ref is a file in a loose-ref store, so "ticket/7" cannot also be a folder).
+        return f"ticket/{self.ticket_id}-task/{self.key}"
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    @property
+    def event_ticket(self) -> Ticket:
+        return self.ticket
+
+    def event_refs(self) -> dict:
+        return {"task": self.key, "task_id": self.pk}
+
+
+class Join(StatefulModel):
+    """A task with two or more parents: its sources converge before it may start."""
+
+    machine = states.JOIN
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="joins")
+    continuation = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="join")
+    sources = models.ManyToManyField(Task, related_name="source_of_joins")
+    merge_strategy = models.CharField(max_length=30, default="all")
+    status = models.CharField(max_length=20, choices=machine.choices, default="waiting")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"join → {self.continuation.key}"
+
+    @property
+    def event_ticket(self) -> Ticket:
+        return self.ticket
+
+    def event_refs(self) -> dict:
+        return {"join_id": self.pk, "continuation": self.continuation.key}
+
+
+class OwnershipClaim(models.Model):
+    """A glob pattern a task holds while it runs, so that no parallel task edits the same files."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="claims")
+    pattern = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.task.key} claims {self.pattern}"
+
+
+class Event(models.Model):
+    """Append-only log of state changes: the audit trail and the source of the live stream."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["ticket", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.pk} {self.kind}"
+
+    @classmethod
+    def record(cls, ticket: Ticket, kind: str, payload: dict | None = None) -> Event:
+        """Write an event; the caller's transaction makes it atomic with the change it reports."""
+        event = cls.objects.create(ticket=ticket, kind=kind, payload=payload or {})
+        live.announce_on_commit(event)
+        return event

@@ -1,0 +1,68 @@
+"""Submitting a ticket: check everything first, then write it all in one transaction."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from coordination import dispatch, flow, workspace
+from coordination.dispatch import Job
+from coordination.models import Event, Repository, Task, Ticket
+from coordination.spec import SpecError, TaskSpec, TicketSpec, check_dag
+from merges.git import RefMoved
+
+
+def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
+    """Store the ticket, its tasks and joins, create ``ticket/<id>`` and start the scheduler.
+
+    Raises SpecError (one line naming the culprit) with nothing written to the database.
+    """
+    try:
+        source = workspace.normalize_source(spec.repository)
+        base_sha = workspace.remote_branch_sha(source, spec.base_branch)
+    except workspace.RepositoryError as exc:
+        raise SpecError(str(exc)) from None
+    with transaction.atomic():
+        repository, _ = Repository.objects.get_or_create(
+            url_or_path=source, defaults={"name": _repository_name(source), "default_branch": spec.base_branch})
+        fetched = workspace.sync_clone(repository.pk, source, spec.base_branch)
+        if fetched != base_sha:
+            raise SpecError(f"base branch '{spec.base_branch}' moved while submitting; submit again")
+        ticket = Ticket.objects.create(
+            repository=repository, title=spec.title, spec=spec.raw, base_branch=spec.base_branch,
+            base_sha=base_sha, head_sha=base_sha, conflict_threshold=spec.conflict_threshold,
+            review_policy=spec.review_policy, verify_command=spec.verify_command,
+            llm_max_invocations=spec.llm_max_invocations, llm_max_usd=spec.llm_max_usd, created_by=user,
+        )
+        Event.record(ticket, "ticket.submitted", {"title": ticket.title, "base_sha": base_sha,
+                                                  "tasks": [t.key for t in spec.tasks]})
+        by_key = {t.key: t for t in spec.tasks}
+        for key in check_dag({t.key: t.depends_on for t in spec.tasks}):  # parents before children
+            add_task(ticket, by_key[key])
+        try:
+            workspace.clone_git(repository.pk).update_ref(ticket.ref, base_sha, None, "dagmerge: ticket created")
+        except RefMoved:
+            raise SpecError(f"{ticket.branch} already exists in the workspace; is another dagmerge using it?") from None
+        dispatch.submit(Job.ADVANCE, ticket.pk)
+        transaction.on_commit(lambda: flow.publish_ticket(ticket.pk))
+    return ticket
+
+
+def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
+    """Create a task under ``ticket``; its join (two or more parents) registers itself."""
+    parents = list(ticket.tasks.filter(key__in=spec.depends_on))
+    missing = set(spec.depends_on) - {p.key for p in parents}
+    if missing:
+        raise SpecError(f"task {spec.key} depends on unknown task '{sorted(missing)[0]}'")
+    if ticket.tasks.filter(key=spec.key).exists():
+        raise SpecError(f"duplicate task key '{spec.key}'")
+    task = Task.objects.create(
+        ticket=ticket, key=spec.key, title=spec.title, instructions=spec.instructions, executor=spec.executor,
+        command=spec.command, owned_files=spec.owned_files, timeout_seconds=spec.timeout_seconds,
+    )
+    Event.record(ticket, "task.created", {"task": task.key, "task_id": task.pk, "depends_on": spec.depends_on})
+    task.depends_on.set(parents)
+    return task
+
+
+def _repository_name(source: str) -> str:
+    return source.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or source

@@ -1,0 +1,209 @@
+"""The ``dagmerge`` command: a door onto the domain functions, for people and for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_REVIEW = 0, 1, 2, 3
+FINAL_FOR_RUN = {"done": EXIT_DONE, "failed": EXIT_FAILED, "cancelled": EXIT_FAILED, "awaiting_review": EXIT_REVIEW}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dagmerge_site.settings")
+    if args.command == "run":
+        os.environ["DAGMERGE_DISPATCH"] = "threads"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dagmerge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    submit = sub.add_parser("submit", help="validate and store a ticket spec (YAML or JSON)")
+    submit.add_argument("spec")
+    submit.add_argument("--json", action="store_true")
+    submit.set_defaults(handler=_submit)
+
+    run = sub.add_parser("run", help="submit a spec and drive it to its end in the foreground")
+    run.add_argument("spec")
+    run.add_argument("--concurrency", type=_positive_int, default=max(2, os.cpu_count() or 2))
+    run.add_argument("--json", action="store_true", help="print the final state as JSON")
+    run.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    run.set_defaults(handler=_run)
+
+    status = sub.add_parser("status", help="print a ticket's state")
+    status.add_argument("ticket", type=int)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+    demo = sub.add_parser("demo", help="create a sample repository and ticket, serve the dashboard")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--workers", type=_positive_int, default=2)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _load(path: str):
+    from coordination.spec import load_spec_file
+    from coordination.tickets import submit_ticket
+
+    return submit_ticket(load_spec_file(path))
+
+
+def _submit(args) -> int:
+    from coordination.reports import ticket_report
+    from coordination.spec import SpecError
+
+    try:
+        ticket = _load(args.spec)
+    except SpecError as exc:
+        print(f"dagmerge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(ticket_report(ticket), indent=2))
+    else:
+        print(f"ticket {ticket.pk} submitted: {ticket.tasks.count()} tasks on {ticket.branch}")
+    return EXIT_DONE
+
+
+def _run(args) -> int:
+    from coordination import dispatch
+    from coordination.models import Event
+    from coordination.reports import ticket_report
+    from coordination.spec import SpecError
+
+    pool = dispatch.ThreadDispatcher(args.concurrency)
+    dispatch.use(pool)
+    try:
+        ticket = _load(args.spec)
+    except SpecError as exc:
+        print(f"dagmerge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = sys.stderr if args.json else sys.stdout
+    print(f"ticket {ticket.pk}: {ticket.title} ({ticket.branch})", file=progress)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    seen = 0
+    code = None
+    while code is None:
+        idle = pool.wait_idle(timeout=0.2)
+        for event in Event.objects.filter(ticket=ticket, pk__gt=seen).order_by("pk"):
+            seen = event.pk
+            line = _progress_line(event)
+            if line:
+                print(line, file=progress, flush=True)
+        ticket.refresh_from_db()
+        if ticket.status in FINAL_FOR_RUN and (idle or ticket.status != "done"):
+            code = FINAL_FOR_RUN[ticket.status]
+        elif idle:  # no job left to run can change anything any more
+            print(f"dagmerge: nothing left to run, ticket stays {ticket.status}", file=sys.stderr)
+            code = EXIT_FAILED
+        elif deadline and time.monotonic() > deadline:
+            print(f"dagmerge: gave up after {args.timeout} s", file=sys.stderr)
+            code = EXIT_FAILED
+    pool.shutdown()
+    ticket.refresh_from_db()
+    if args.json:
+        print(json.dumps(ticket_report(ticket), indent=2))
+    else:
+        print(f"ticket {ticket.pk} {ticket.status}: {ticket.branch} at {ticket.head_sha[:12]}"
+              + (f" — {ticket.error}" if ticket.error else ""))
+    return code
+
+
+def _progress_line(event) -> str | None:
+    payload = event.payload
+    stamp = event.created_at.strftime("%H:%M:%S")
+    if event.kind.startswith("task.") and "to" in payload:
+        return f"{stamp} task {payload['task']}: {payload['to']}"
+    if event.kind.startswith("merge.") and event.kind != "merge.started":
+        order = " → ".join(payload.get("order") or [])
+        return f"{stamp} {event.kind} {order} {payload.get('error') or ''}".rstrip()
+    if event.kind.startswith(("ticket.", "join.")) and "to" in payload:
+        return f"{stamp} {event.kind.split('.')[0]} {payload.get('continuation', '')}: {payload['to']}".replace(
+            "  ", " ")
+    return None
+
+
+def _status(args) -> int:
+    from coordination.models import Ticket
+    from coordination.reports import ticket_report
+
+    try:
+        ticket = Ticket.objects.get(pk=args.ticket)
+    except Ticket.DoesNotExist:
+        print(f"dagmerge: no ticket {args.ticket}", file=sys.stderr)
+        return EXIT_USAGE
+    report = ticket_report(ticket)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_DONE
+    print(f"ticket {report['ticket']}: {report['title']} — {report['status']} ({report['branch']} at "
+          f"{report['head'][:12]})")
+    for task in report["tasks"]:
+        print(f"  {task['key']:<12} {task['status']:<10} {(task['head'] or '')[:12]}  {task['error']}")
+    for join in report["joins"]:
+        print(f"  join → {join['continuation']} from {', '.join(join['sources'])}: {join['status']}"
+              f" order {' → '.join(join['merge_order']) or '-'}")
+    return EXIT_DONE
+
+
+def _demo(args) -> int:
+    from django.conf import settings
+
+    from coordination.demo import ensure_admin, make_demo_ticket
+
+    password = secrets.token_urlsafe(12)
+    ensure_admin("admin", password)
+    ticket = make_demo_ticket(Path(settings.DAGMERGE_HOME) / "demo")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dagmerge_site.settings"}
+    bin_dir = Path(sys.executable).parent
+    children = [
+        subprocess.Popen([str(bin_dir / "daphne"), "-b", args.host, "-p", str(args.port),
+                          "dagmerge_site.asgi:application"], env=env),
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagmerge_site", "worker", "-B", "--loglevel",
+                          "INFO", "-Q", "agents,git,dagmerge", "-c", str(args.workers)], env=env),
+    ]
+    url = f"http://{args.host}:{args.port}/tickets/{ticket.pk}/"
+    print(f"\ndagmerge demo: {url}\n  log in as admin / {password}\n  Ctrl-C stops it.\n", flush=True)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

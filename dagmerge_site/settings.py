@@ -1,0 +1,174 @@
+"""Settings, all read from the environment (see .env.example). Bad values stop the start-up.
+
+With nothing set, dagmerge runs embedded: SQLite, a filesystem Celery broker and an in-process channel
+layer fed from the event table, all under DAGMERGE_HOME. DATABASE_URL and REDIS_URL switch to
+PostgreSQL and Redis for several workers on several hosts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from dagmerge_site.env import env_bool, env_choice, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", str(BASE_DIR / "var"))).resolve()
+DAGMERGE_WORKSPACE = Path(env_str("DAGMERGE_WORKSPACE", str(DAGMERGE_HOME / "workspace"))).resolve()
+DAGMERGE_HOME.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    key = env_str("DAGMERGE_SECRET_KEY")
+    if key:
+        return key
+    # Embedded default: one random key per installation, kept beside the database.
+    path = DAGMERGE_HOME / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DAGMERGE_DEBUG", False)
+ALLOWED_HOSTS = env_list("DAGMERGE_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DAGMERGE_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "django_celery_results",
+    "coordination",
+    "merges",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dagmerge_site.urls"
+ASGI_APPLICATION = "dagmerge_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+
+def _databases() -> dict:
+    url = env_str("DATABASE_URL") or f"sqlite:///{DAGMERGE_HOME / 'dagmerge.sqlite3'}"
+    try:
+        config = dj_database_url.parse(url, conn_max_age=0)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL dagmerge can use: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several processes (web, workers) share the file: WAL, and writers that wait instead of failing.
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        config["TEST"] = {"NAME": str(DAGMERGE_HOME / "test.sqlite3")}
+    elif config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_URL selects {config['ENGINE']}; use postgres:// or sqlite:///")
+    return {"default": config}
+
+
+DATABASES = _databases()
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: Redis when configured, else a broker made of folders (no server to install).
+BROKER_DIR = DAGMERGE_HOME / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("DAGMERGE_VISIBILITY_TIMEOUT", 3600, 60)}
+else:
+    for folder in ("queue", "control"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+    }
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "dagmerge"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "coordination.sweep", "schedule": env_int("DAGMERGE_SWEEP_SECONDS", 30, 1)},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DAGMERGE_HOME / "celerybeat-schedule")
+
+# How dagmerge hands work to workers: "celery" (the servers) or "threads" (`dagmerge run`).
+DAGMERGE_DISPATCH = env_choice("DAGMERGE_DISPATCH", "celery", ("celery", "threads"))
+DAGMERGE_TASK_TIMEOUT = env_int("DAGMERGE_TASK_TIMEOUT", 3600, 1)
+DAGMERGE_LEASE_SECONDS = env_int("DAGMERGE_LEASE_SECONDS", 60, 5)
+DAGMERGE_RELAY_INTERVAL_MS = env_int("DAGMERGE_RELAY_INTERVAL_MS", 200, 10)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DAGMERGE_HOME / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_choice("DAGMERGE_LOG_LEVEL", "INFO",
+                                                            ("DEBUG", "INFO", "WARNING", "ERROR"))},
+}

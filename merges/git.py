@@ -1,0 +1,266 @@
+"""A small git wrapper: argument lists, an explicit cwd, never a shell.
+
+Every call disables what a repository's own config could make git run (hooks, fsmonitor): dagmerge
+operates on repositories it did not write (CVE-2022-24765, CVE-2024-32002). The settings travel to
+child processes (e.g. receive-pack on a local push) through GIT_CONFIG_PARAMETERS.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ZERO_SHA = "0" * 40
+
+
+class GitError(Exception):
+    """git exited with a status the caller did not expect."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(f"git {' '.join(argv)} failed ({returncode}): {self.stderr}")
+
+
+class RefMoved(GitError):
+    """A compare-and-swap ref update found the ref at another value than expected."""
+
+
+@functools.cache
+def _empty_hooks_dir() -> str:
+    return tempfile.mkdtemp(prefix="dagmerge-nohooks-")
+
+
+def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    # Drop inherited GIT_* variables (a caller inside a hook would otherwise point us at its repo).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_CONFIG_NOSYSTEM="1",
+        LC_ALL="C",
+        GIT_AUTHOR_NAME="dagmerge",
+        GIT_AUTHOR_EMAIL="dagmerge@localhost",
+        GIT_COMMITTER_NAME="dagmerge",
+        GIT_COMMITTER_EMAIL="dagmerge@localhost",
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    mode: str
+    oid: str
+
+
+@dataclass
+class ConflictEntry:
+    """One conflicted path of a merge-tree result: its index stages and git's conflict types."""
+
+    path: str
+    stages: dict[int, StageEntry] = field(default_factory=dict)
+    types: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MergeTreeResult:
+    tree: str
+    clean: bool
+    conflicts: list[ConflictEntry] = field(default_factory=list)
+
+    @property
+    def conflicted_paths(self) -> list[str]:
+        return [c.path for c in self.conflicts]
+
+
+class Git:
+    """git commands run against one repository (a work tree or a bare directory)."""
+
+    def __init__(self, repo: str | os.PathLike[str], env: dict[str, str] | None = None):
+        self.repo = Path(repo)
+        self._extra_env = env or {}
+
+    @classmethod
+    def outside_repository(cls) -> Git:
+        """For commands that need no repository (ls-remote, check-ref-format)."""
+        return cls(tempfile.gettempdir())
+
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        return [
+            "git",
+            "-c",
+            f"core.hooksPath={_empty_hooks_dir()}",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.untrackedCache=false",
+            *args,
+        ]
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        ok: Iterable[int] = (0,),
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.run(
+            self._argv(args),
+            cwd=cwd or self.repo,
+            input=input,
+            capture_output=True,
+            env=_git_env({**self._extra_env, **(env or {})}),
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode not in tuple(ok):
+            raise GitError(args, proc.returncode, proc.stderr.decode(errors="replace"))
+        return proc
+
+    def text(self, *args: str, **kwargs) -> str:
+        return self.run(*args, **kwargs).stdout.decode().strip()
+
+    # -- refs -----------------------------------------------------------------------------------
+
+    def rev_parse(self, rev: str) -> str | None:
+        proc = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", ok=(0, 1))
+        return proc.stdout.decode().strip() or None
+
+    def tree_of(self, rev: str) -> str:
+        return self.text("rev-parse", "--verify", "--end-of-options", f"{rev}^{{tree}}")
+
+    def check_ref_format(self, ref: str) -> bool:
+        return self.run("check-ref-format", ref, ok=(0, 1)).returncode == 0
+
+    def update_ref(self, ref: str, new: str, old: str | None, message: str = "dagmerge") -> None:
+        """Compare-and-swap: move ``ref`` to ``new`` only if it is still at ``old`` (None: must not exist)."""
+        proc = self.run("update-ref", "-m", message, ref, new, old or ZERO_SHA, ok=(0, 1, 128))
+        if proc.returncode != 0:
+            raise RefMoved(["update-ref", ref, new, old or ZERO_SHA], proc.returncode,
+                           proc.stderr.decode(errors="replace"))
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self.run("merge-base", "--is-ancestor", ancestor, descendant, ok=(0, 1)).returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        return self.run("merge-base", a, b, ok=(0, 1)).stdout.decode().strip() or None
+
+    # -- objects --------------------------------------------------------------------------------
+
+    def commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        return self.text(*args, input=message.encode())
+
+    def read_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
+        """Contents of many objects (``<oid>`` or ``<tree-ish>:<path>``) in one ``cat-file --batch``."""
+        if not specs:
+            return []
+        out = self.run("cat-file", "--batch", input="".join(f"{s}\n" for s in specs).encode()).stdout
+        blobs: list[bytes | None] = []
+        pos = 0
+        for _ in specs:
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].split()
+            pos = nl + 1
+            if len(header) == 3 and header[1] == b"blob":
+                size = int(header[2])
+                blobs.append(out[pos : pos + size])
+                pos += size + 1
+            elif len(header) == 3:  # a tree or commit: skip its body
+                pos += int(header[2]) + 1
+                blobs.append(None)
+            else:  # "<spec> missing"
+                blobs.append(None)
+        return blobs
+
+    def changed_paths_many(self, pairs: Sequence[tuple[str, str]]) -> list[frozenset[str]]:
+        """Paths that differ between each (old, new) commit pair, in one ``diff-tree --stdin``.
+
+        The commits must be full shas: diff-tree echoes anything else instead of diffing it.
+        """
+        if not pairs:
+            return []
+        stdin = "".join(f"{new} {old}\n" for old, new in pairs).encode()
+        args = ("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--always", "--stdin")
+        tokens = [t for t in self.run(*args, input=stdin).stdout.split(b"\0") if t]
+        # Output per pair: "<new>\0" then "<path>\0"*, in input order (--always: even when empty).
+        result: list[set[str]] = []
+        pos = 0
+        for index, (_old, new) in enumerate(pairs):
+            if tokens[pos].decode() != new:
+                raise GitError(args, 0, f"unexpected diff-tree output at {tokens[pos]!r}")
+            pos += 1
+            following = pairs[index + 1][1].encode() if index + 1 < len(pairs) else None
+            paths = set()
+            while pos < len(tokens) and tokens[pos] != following:
+                paths.add(tokens[pos].decode(errors="surrogateescape"))
+                pos += 1
+            result.append(paths)
+        return [frozenset(r) for r in result]
+
+    def changed_paths(self, old: str, new: str) -> frozenset[str]:
+        out = self.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new).stdout
+        return frozenset(p.decode(errors="surrogateescape") for p in out.split(b"\0") if p)
+
+    # -- merging --------------------------------------------------------------------------------
+
+    def merge_tree(self, ours: str, theirs: str) -> MergeTreeResult:
+        return self.merge_tree_many([(ours, theirs)])[0]
+
+    def merge_tree_many(self, pairs: Sequence[tuple[str, str]]) -> list[MergeTreeResult]:
+        """Run several in-memory merges in one ``git merge-tree --stdin`` process."""
+        if not pairs:
+            return []
+        stdin = "".join(f"{ours} {theirs}\n" for ours, theirs in pairs).encode()
+        # diff3 style: the written blobs carry the base section, which reviewers and resolvers need.
+        out = self.run("-c", "merge.conflictStyle=diff3", "merge-tree", "--stdin", "-z", "--write-tree",
+                       "--messages", input=stdin).stdout
+        tokens = out.split(b"\0")
+        results = []
+        pos = 0
+        for _ in pairs:
+            status, tree = tokens[pos].decode(), tokens[pos + 1].decode()
+            pos += 2
+            entries: dict[str, ConflictEntry] = {}
+            while tokens[pos]:
+                info, _tab, raw_path = tokens[pos].partition(b"\t")
+                mode, oid, stage = info.decode().split()
+                path = raw_path.decode(errors="surrogateescape")
+                entries.setdefault(path, ConflictEntry(path)).stages[int(stage)] = StageEntry(mode, oid)
+                pos += 1
+            pos += 1
+            while tokens[pos]:
+                count = int(tokens[pos])
+                paths = [t.decode(errors="surrogateescape") for t in tokens[pos + 1 : pos + 1 + count]]
+                kind = tokens[pos + 1 + count].decode()
+                message = tokens[pos + 2 + count].decode(errors="replace").strip()
+                pos += count + 3
+                if kind.startswith("CONFLICT"):
+                    for path in paths:
+                        entry = entries.setdefault(path, ConflictEntry(path))
+                        entry.types.append(kind)
+                        entry.messages.append(message)
+            pos += 1
+            if status not in ("0", "1"):
+                raise GitError(["merge-tree", ours, theirs], int(status), "merge-tree could not merge")
+            results.append(MergeTreeResult(tree=tree, clean=status == "1", conflicts=list(entries.values())))
+        return results
+
+
+def init_repository(path: Path, branch: str = "main") -> Git:
+    path.mkdir(parents=True, exist_ok=True)
+    git = Git(path)
+    git.run("init", "-q", "-b", branch)
+    return git
