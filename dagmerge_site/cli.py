@@ -92,7 +92,7 @@ def _submit(args) -> int:
 
 def _run(args) -> int:
     from coordination import dispatch
-    from coordination.models import Event
+    from coordination.driving import Stuck, drive
     from coordination.reports import ticket_report
     from coordination.spec import SpecError
 
@@ -105,25 +105,17 @@ def _run(args) -> int:
         return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
     print(f"ticket {ticket.pk}: {ticket.title} ({ticket.branch})", file=progress)
-    deadline = time.monotonic() + args.timeout if args.timeout else None
-    seen = 0
-    code = None
-    while code is None:
-        idle = pool.wait_idle(timeout=0.2)
-        for event in Event.objects.filter(ticket=ticket, pk__gt=seen).order_by("pk"):
-            seen = event.pk
-            line = _progress_line(event)
-            if line:
-                print(line, file=progress, flush=True)
-        ticket.refresh_from_db()
-        if ticket.status in FINAL_FOR_RUN and (idle or ticket.status != "done"):
-            code = FINAL_FOR_RUN[ticket.status]
-        elif idle:  # no job left to run can change anything any more
-            print(f"dagmerge: nothing left to run, ticket stays {ticket.status}", file=sys.stderr)
-            code = EXIT_FAILED
-        elif deadline and time.monotonic() > deadline:
-            print(f"dagmerge: gave up after {args.timeout} s", file=sys.stderr)
-            code = EXIT_FAILED
+
+    def show(event) -> None:
+        line = _progress_line(event)
+        if line:
+            print(line, file=progress, flush=True)
+
+    try:
+        code = FINAL_FOR_RUN[drive(ticket.pk, pool, on_event=show, timeout=args.timeout)]
+    except (Stuck, TimeoutError) as exc:
+        print(f"dagmerge: {exc}", file=sys.stderr)
+        code = EXIT_FAILED
     pool.shutdown()
     ticket.refresh_from_db()
     if args.json:

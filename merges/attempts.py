@@ -39,7 +39,8 @@ def run_attempt(
         if actual != expected_head:
             raise RefMoved(["rev-parse", target_ref], 1, f"{target_ref} is at {actual}, expected {expected_head}")
         result = converge(git, expected_head, sources,
-                          message=lambda s: f"Merge {branches.get(s.name, s.name)} into {target_ref}\n")
+                          message=lambda s: f"Merge {branches.get(s.name, s.name)} into "
+                                                  f"{target_ref.removeprefix('refs/heads/')}\n")
         attempt.conflict_scores = result.scores
         attempt.pairwise_conflicts = result.pairwise
         attempt.merge_order = result.order

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from merges.git import Git, RefMoved
+from tests.gitrepo import Repo
+
+
+def test_update_ref_is_compare_and_swap(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    first = repo.commit({"a.txt": "1\n"})
+    second = repo.commit({"a.txt": "2\n"})
+    repo.git.update_ref("refs/heads/ticket/1", first, None)
+
+    with pytest.raises(RefMoved):
+        repo.git.update_ref("refs/heads/ticket/1", second, second)  # wrong expectation
+    with pytest.raises(RefMoved):
+        repo.git.update_ref("refs/heads/ticket/1", second, None)  # must not exist, but does
+    assert repo.head("refs/heads/ticket/1") == first
+
+    repo.git.update_ref("refs/heads/ticket/1", second, first)
+    assert repo.head("refs/heads/ticket/1") == second
+
+
+def test_merge_tree_many_reports_clean_and_conflicted_merges_in_one_run(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    base = repo.commit({"f.txt": "a\nb\nc\n"})
+    repo.branch("x", base)
+    x = repo.commit({"f.txt": "X\nb\nc\n"})
+    repo.branch("y", base)
+    y = repo.commit({"f.txt": "Y\nb\nc\n", "new.txt": "n\n"})
+    repo.branch("z", base)
+    z = repo.commit({"f.txt": "a\nb\nZ\n"})
+
+    conflicted, clean = repo.git.merge_tree_many([(x, y), (x, z)])
+
+    assert not conflicted.clean
+    assert conflicted.conflicted_paths == ["f.txt"]
+    assert set(conflicted.conflicts[0].stages) == {1, 2, 3}
+    assert conflicted.conflicts[0].types == ["CONFLICT (contents)"]
+    assert clean.clean and clean.conflicts == []
+    assert repo.git.read_blobs([f"{clean.tree}:f.txt"]) == [b"X\nb\nZ\n"]
+
+
+def test_changed_paths_many_keeps_pairs_apart_even_when_empty(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    a = repo.commit({"one.txt": "1\n"})
+    b = repo.commit({"two.txt": "2\n", "dir/three.txt": "3\n"})
+    c = repo.commit({"one.txt": "changed\n"})
+
+    assert repo.git.changed_paths_many([(a, b), (b, b), (b, c), (a, c)]) == [
+        {"two.txt", "dir/three.txt"}, set(), {"one.txt"}, {"one.txt", "two.txt", "dir/three.txt"}]
+
+
+def test_repository_hooks_and_fsmonitor_never_run(tmp_path):
+    """A repository's own config must not make dagmerge run its programs (CVE-2024-32002 and kin)."""
+    repo = Repo(tmp_path / "repo")
+    marker = tmp_path / "pwned"
+    hooks = repo.path / "evil-hooks"
+    hooks.mkdir()
+    for hook in ("pre-commit", "post-commit", "reference-transaction"):
+        (hooks / hook).write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        (hooks / hook).chmod(0o755)
+    fsmonitor = repo.path / "fsmonitor.sh"
+    fsmonitor.write_text(f"#!/bin/sh\necho fsmonitor >> {marker}\n")
+    fsmonitor.chmod(0o755)
+    repo.git.run("config", "core.hooksPath", str(hooks))
+    repo.git.run("config", "core.fsmonitor", str(fsmonitor))
+
+    sha = repo.commit({"a.txt": "a\n"})
+    repo.git.run("status")
+    repo.git.update_ref("refs/heads/other", sha, None)
+
+    assert not marker.exists()
+
+
+def test_rev_parse_of_a_missing_ref_is_none(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"a.txt": "a\n"})
+    assert repo.git.rev_parse("refs/heads/nope") is None
+    assert not Git.outside_repository().check_ref_format("refs/heads/bad..name")
