@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project is not installed
 
@@ -41,7 +43,7 @@ class CountingGit(Git):
         super().__init__(repo)
         self.calls: Counter[str] = Counter()
 
-    def run(self, *args: str, **kwargs):  # type: ignore[override]
+    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         self.calls[_subcommand(args)] += 1
         return super().run(*args, **kwargs)
 
@@ -181,7 +183,8 @@ METHODS: dict[str, Callable[[CountingGit, str, Sequence[Source], Path], Sample]]
 }
 
 
-def measure(git: CountingGit, base: str, scenario: Scenario, runs: int, work: Path) -> dict[str, list[Sample]]:
+def measure(git: CountingGit, base: str, scenario: Scenario, runs: int, work: Path
+            ) -> dict[str, list[Sample]]:
     """Alternate the methods, rotating their order every run, after one untimed warm-up round."""
     samples: dict[str, list[Sample]] = {key: [] for key in METHODS}
     for run in range(runs + 1):
@@ -209,10 +212,15 @@ def report(results: Sequence[tuple[Scenario, dict[str, list[Sample]]]]) -> None:
     for scenario, samples in results:
         a, b, c = median(samples["a"]), median(samples["b"]), median(samples["c"])
         wt = median(samples["c"], "worktree_seconds")
-        procs = f"{samples['a'][0].calls.total()}/{samples['b'][0].calls.total()}"
+        first_a = samples["a"][0]
+        procs = f"{first_a.calls.total()}/{samples['b'][0].calls.total()}"
         print(f"{scenario.variant:<9}{scenario.n:>4}{a:>10.3f}{b:>11.3f}{c:>11.3f}{wt:>12.3f}"
-              f"{samples['a'][0].merge_tree_runs:>12}{procs:>11}{a / b:>6.2f}x{c / a:>6.2f}x{(c + wt) / a:>9.2f}x")
-    print("\nseconds are medians; goals: a/b <= 1.5x, c/a >= 4x. git subprocesses of (a) by subcommand:")
+              f"{first_a.merge_tree_runs:>12}{procs:>11}{a / b:>6.2f}x{c / a:>6.2f}x{(c + wt) / a:>9.2f}x")
+    print("\nSeconds are medians. (a) converge() + update-ref; (b) N x merge-tree + commit-tree; (c) N x")
+    print("`git merge --no-ff` in a worktree, whose `git worktree add` is timed apart (wt add; not in c/a).")
+    print(f"overlap: round(N/6) pairs of branches (i, i+N/2) share a file, changed on lines {FIRST_LINE} and "
+          f"{SECOND_LINE} (merges cleanly).")
+    print("Goals: a/b <= 1.5x, c/a >= 4x. procs: git subprocesses. Those of (a) by subcommand:")
     for scenario, samples in results:
         calls = ", ".join(f"{name} {count}" for name, count in samples["a"][0].calls.most_common())
         print(f"  {scenario.variant:<9}N={scenario.n:<3} {calls}")

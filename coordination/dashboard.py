@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from coordination import dagsvg
+from coordination import dagsvg, states
 from coordination.models import Event, Join, Task, Ticket
 from merges.models import MergeAttempt
 
@@ -78,6 +78,7 @@ def ticket_page(ticket_id: int) -> dict[str, Any]:
         "tasks": tasks,
         "join_cards": _join_cards(ticket_id),
         "chain_attempts": _chain_attempts(ticket_id),
+        "task_statuses": states.TASK.states,
     }
 
 
@@ -279,7 +280,7 @@ class LiveView:
             parts.append(self._partial("merge_attempts", chain_attempts=_chain_attempts(self.ticket_id)))
         if ("detail",) in keys:
             task = Task.objects.get(pk=self.task_id)
-            parts.append(self._partial("task_detail", task=task, **_task_detail(task)))
+            parts.append(self._partial("task_summary", task=task, **_task_detail(task)))
         if ("log-snapshot",) in keys or ("log",) in keys:
             parts.append(self._log(snapshot=("log-snapshot",) in keys))
         parts.append(self._partial("ticket_seq", seq=self.seq))

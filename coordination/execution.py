@@ -52,6 +52,7 @@ def run_task(task_id: int) -> None:
     heartbeat.start()
     try:
         outcome = execute(task)
+        outcome.result["worker"] = owner
     except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
         log.exception("task %s crashed", task_id)
         outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")

@@ -177,7 +177,7 @@ def _demo(args) -> int:
         subprocess.Popen([str(bin_dir / "daphne"), "-b", args.host, "-p", str(args.port),
                           "dagmerge_site.asgi:application"], env=env),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagmerge_site", "worker", "-B", "--loglevel",
-                          "INFO", "-Q", "agents,git,dagmerge", "-c", str(args.workers)], env=env),
+                          "INFO", "-Q", "agents,git", "-c", str(args.workers)], env=env),
     ]
     url = f"http://{args.host}:{args.port}/tickets/{ticket.pk}/"
     print(f"\ndagmerge demo: {url}\n  log in as admin / {password}\n  Ctrl-C stops it.\n", flush=True)

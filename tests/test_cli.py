@@ -1,0 +1,100 @@
+"""The ``dagmerge`` command as scripts use it: a fresh home, a real repository, exit codes, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gitrepo import numbered_lines, replace_line
+from tests.scenarios import sh, source_repo
+
+
+def dagmerge(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["DAGMERGE_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "dagmerge_site.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _spec(tmp_path: Path, repo, tasks, **fields) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"title": "cli", "repository": str(repo.path), "base_branch": "main",
+                                "tasks": tasks, **fields}))
+    return path
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+def test_run_drives_the_ticket_to_done_and_prints_the_documented_json(tmp_path, home):
+    repo = source_repo(tmp_path)
+    spec = _spec(tmp_path, repo, [
+        {"key": "A", "command": sh("echo a > a.txt")},
+        {"key": "B", "depends_on": ["A"], "command": sh("echo b > b.txt")},
+        {"key": "C", "depends_on": ["A"], "command": sh("echo c > c.txt")},
+        {"key": "D", "depends_on": ["B", "C"], "command": sh("test -f b.txt && test -f c.txt")},
+    ])
+
+    proc = dagmerge(home, "run", str(spec), "--json", "--concurrency", "2")
+
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "done" and report["branch"] == f"ticket/{report['ticket']}"
+    assert report["head"] == repo.head(f"refs/heads/ticket/{report['ticket']}")
+    assert [t["key"] for t in report["tasks"]] == ["A", "B", "C", "D"]
+    assert all(t["status"] == "succeeded" and t["started_at"] and t["finished_at"] for t in report["tasks"])
+    [join] = report["joins"]
+    assert join["continuation"] == "D" and join["sources"] == ["B", "C"] and join["status"] == "merged"
+    assert sorted(join["merge_order"]) == ["B", "C"] and join["scores"] == {"B": 0, "C": 0}
+    assert "task D: running" in proc.stderr  # progress goes to stderr when stdout carries JSON
+
+    status = dagmerge(home, "status", str(report["ticket"]), "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["head"] == report["head"]
+
+
+def test_run_exits_3_when_a_join_waits_for_review(tmp_path, home):
+    text = numbered_lines(60)
+    repo = source_repo(tmp_path, {"config.py": text})
+    spec = _spec(tmp_path, repo, [
+        {"key": "B", "command": sh(f"printf '{replace_line(text, 50, 'B = 1')}' > config.py")},
+        {"key": "C", "command": sh(f"printf '{replace_line(text, 50, 'C = 2')}' > config.py")},
+        {"key": "D", "depends_on": ["B", "C"], "command": "true"},
+    ])
+    proc = dagmerge(home, "run", str(spec))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "awaiting_review" in proc.stdout
+
+
+def test_run_exits_1_when_a_task_fails(tmp_path, home):
+    repo = source_repo(tmp_path)
+    spec = _spec(tmp_path, repo, [{"key": "A", "command": sh("exit 4")}])
+    proc = dagmerge(home, "run", str(spec))
+    assert proc.returncode == 1
+    assert "A (command exited with status 4)" in proc.stdout
+
+
+def test_spec_errors_are_one_line_and_a_non_zero_exit(tmp_path, home):
+    repo = source_repo(tmp_path)
+    spec = _spec(tmp_path, repo, [{"key": "A", "command": "true", "depends_on": ["B"]},
+                                  {"key": "B", "command": "true", "depends_on": ["A"]}])
+    proc = dagmerge(home, "submit", str(spec))
+    assert proc.returncode == 2
+    assert proc.stderr == "dagmerge: dependency cycle: A -> B -> A\n"
+
+    status = dagmerge(home, "status", "1")
+    assert status.returncode == 2 and "no ticket 1" in status.stderr
+
+
+def test_bad_settings_stop_the_start_with_a_clear_message(tmp_path, home):
+    env = {**os.environ, "DAGMERGE_HOME": str(home), "DAGMERGE_TASK_TIMEOUT": "soon"}
+    proc = subprocess.run([sys.executable, "-m", "dagmerge_site.cli", "status", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "DAGMERGE_TASK_TIMEOUT='soon' is not a whole number" in proc.stderr
