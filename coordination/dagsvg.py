@@ -133,11 +133,11 @@ def render(nodes: list[Node], edges: list[tuple[int, int]], joins: list[JoinMark
     ]
     for continuation_id, join in join_of.items():
         cx, cy = xy[continuation_id]
-        mx, my = cx - GAP_X // 2, cy + NODE_H // 2
+        mx, my, d = cx - GAP_X // 2, cy + NODE_H // 2, DIAMOND
         out.append(
             f'<a href="#join-{join.id}" class="join st-{join.status}"><title>join → '
             f'{escape(by_id[continuation_id].key)}: {join.status.replace("_", " ")}</title>'
-            f'<path d="M{mx - DIAMOND} {my}L{mx} {my - DIAMOND}L{mx + DIAMOND} {my}L{mx} {my + DIAMOND}Z"/></a>'
+            f'<path d="M{mx - d} {my}L{mx} {my - d}L{mx + d} {my}L{mx} {my + d}Z"/></a>'
         )
     for node in nodes:
         x, y = xy[node.id]

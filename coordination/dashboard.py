@@ -32,6 +32,7 @@ HEAVY_TASK_FIELDS = ("log", "result", "synthesis_context", "instructions", "comm
 # Sequences can commit out of order (PostgreSQL), so a reconnecting page also takes a fresh
 # snapshot when anything happened this recently, even below the id it last saw.
 RECENT = timedelta(seconds=10)
+PUBLISH_EVENTS = ("publish.failed", "ticket.published")  # the newest says whether the source is current
 # Order of the progress bar's segments; claimed work counts as running.
 PROGRESS_ORDER = ("succeeded", "running", "ready", "pending", "blocked", "failed", "cancelled")
 
@@ -110,11 +111,12 @@ def _tasks(ticket_id: int, ids: set[int] | None = None) -> list[Task]:
 def _header(ticket_id: int) -> dict[str, Any]:
     """The ticket header: raises Http404 for an unknown ticket, so it is read first."""
     ticket = get_object_or_404(Ticket.objects.select_related("repository"), pk=ticket_id)
-    publish = Event.objects.filter(ticket_id=ticket_id, kind__in=("publish.failed", "ticket.published")).last()
+    publish = Event.objects.filter(ticket_id=ticket_id, kind__in=PUBLISH_EVENTS).last()
+    failed = publish is not None and publish.kind == "publish.failed"
     return {
         "ticket": ticket,
         "progress": _progress(ticket_id),
-        "publish_error": publish.payload.get("error", "") if publish and publish.kind == "publish.failed" else "",
+        "publish_error": publish.payload.get("error", "") if failed else "",
     }
 
 

@@ -83,7 +83,8 @@ class EventRelay:
                         missing = range(last + 1, event_id)
                         gaps.update((gap, now + self.GAP_SECONDS) for gap in missing[-self.MAX_GAPS:])
                         last = event_id
-                    await layer.group_send(ticket_group(ticket_id), {"type": "ticket.event", "event_id": event_id})
+                    message = {"type": "ticket.event", "event_id": event_id}
+                    await layer.group_send(ticket_group(ticket_id), message)
             except Exception:
                 log.exception("event relay: relaying from the event table failed; trying again")
                 continue

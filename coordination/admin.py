@@ -1,0 +1,103 @@
+"""Admin for the coordination models. State columns are read-only: statuses move only through
+``transition()``, which writes the Event that the live view and the audit trail rely on."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from coordination.models import Event, Join, OwnershipClaim, Repository, Task, Ticket
+
+TICKET_STATE = ("status", "base_sha", "head_sha", "published_sha", "llm_invocations", "llm_cost_usd", "error",
+                "created_at", "updated_at", "finished_at")
+TASK_STATE = ("status", "start_sha", "head_sha", "landed", "result", "synthesis_context", "attempts", "log",
+              "error", "lease_owner", "lease_expires_at", "started_at", "finished_at", "created_at",
+              "updated_at")
+
+
+class ReadOnly:
+    """For the audit trail (a ModelAdmin or an inline): visible to staff, changed by nobody."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "url_or_path", "default_branch", "sandbox_backend", "created_at")
+    list_filter = ("sandbox_backend",)
+    search_fields = ("name", "url_or_path")
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    fields = ("key", "title", "executor", "status", "head_sha", "started_at", "finished_at")
+    readonly_fields = ("status", "head_sha", "started_at", "finished_at")
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "repository", "status", "created_by", "created_at")
+    list_filter = ("status", "review_policy", "repository")
+    search_fields = ("title", "base_branch", "head_sha")
+    list_select_related = ("repository", "created_by")
+    readonly_fields = TICKET_STATE
+    raw_id_fields = ("created_by",)
+    inlines = [TaskInline]
+
+
+class OwnershipClaimInline(admin.TabularInline):
+    model = OwnershipClaim
+    fields = ("pattern", "created_at", "released_at")
+    readonly_fields = ("created_at", "released_at")
+    extra = 0
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("key", "title", "ticket", "status", "executor", "attempts", "started_at", "finished_at")
+    list_filter = ("status", "executor", "landed", "ticket")
+    search_fields = ("key", "title", "head_sha")
+    list_select_related = ("ticket",)
+    readonly_fields = TASK_STATE
+    raw_id_fields = ("ticket", "depends_on")  # a picker of every task of every ticket would not load
+    inlines = [OwnershipClaimInline]
+
+
+@admin.register(Join)
+class JoinAdmin(admin.ModelAdmin):
+    list_display = ("id", "continuation", "ticket", "status", "merge_strategy", "updated_at")
+    list_filter = ("status", "ticket")
+    search_fields = ("continuation__key",)
+    list_select_related = ("ticket", "continuation")
+    readonly_fields = ("status", "created_at", "updated_at")
+    raw_id_fields = ("ticket", "continuation", "sources")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a join registers itself when a task gets its second parent
+
+
+@admin.register(OwnershipClaim)
+class OwnershipClaimAdmin(admin.ModelAdmin):
+    list_display = ("pattern", "task", "created_at", "released_at")
+    list_filter = (("released_at", admin.EmptyFieldListFilter), "task__ticket")
+    search_fields = ("pattern", "task__key")
+    list_select_related = ("task",)
+    raw_id_fields = ("task",)
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "ticket", "kind", "payload", "created_at")
+    list_select_related = ("ticket",)
+    list_filter = ("kind", "ticket")
+    search_fields = ("kind", "payload")
+    date_hierarchy = "created_at"

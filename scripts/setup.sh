@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv with dagmerge and the versions it was tested with (constraints.txt). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"dagmerge needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+PY
+git --version >/dev/null || { echo "dagmerge needs git (2.38 or newer)"; exit 1; }
+stamp=.venv/.dagmerge-installed
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -U pip
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,agents]'
+  touch "$stamp"
+fi
