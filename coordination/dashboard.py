@@ -64,7 +64,7 @@ class JoinCard:
 
 def ticket_list(page_number: str | None) -> Page:
     tickets = Ticket.objects.select_related("repository").annotate(
-        total=Count("tasks"), succeeded=Count("tasks", filter=Q(tasks__status="succeeded")))
+        total=Count("tasks"), succeeded=Count("tasks", filter=Q(tasks__status="succeeded"))).order_by("-id")
     return Paginator(tickets, TICKETS_PER_PAGE).get_page(page_number)
 
 

@@ -13,12 +13,16 @@ import time
 from pathlib import Path
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_REVIEW = 0, 1, 2, 3
+# Each adds a subparser whose defaults set handler=... and needs_database=False.
+COMMANDS_WITHOUT_DATABASE: list = []
 FINAL_FOR_RUN = {"done": EXIT_DONE, "failed": EXIT_FAILED, "cancelled": EXIT_FAILED, "awaiting_review": EXIT_REVIEW}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "needs_database", True):
+        return args.handler(args)  # git-only commands: no settings, no database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dagmerge_site.settings")
     if args.command == "run":
         os.environ["DAGMERGE_DISPATCH"] = "threads"
@@ -57,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--workers", type=_positive_int, default=2)
     demo.set_defaults(handler=_demo)
+
+    for register in COMMANDS_WITHOUT_DATABASE:
+        register(sub)
     return parser
 
 

@@ -33,6 +33,10 @@ class MergeAttempt(models.Model):
     partial_sha = models.CharField(max_length=40, blank=True, help_text="Clean merges made before a conflict.")
     result_sha = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20, choices=STATUSES, default="running")
+    rule_set = models.CharField(max_length=20, default="complementary",
+                                help_text="Resolver rules used: history-safe or complementary.")
+    recovery_ref = models.CharField(max_length=300, blank=True, help_text="Keeps the target head from before.")
+    review_reason = models.TextField(blank=True, help_text="Why a person must decide, when one must.")
     resolvers = models.JSONField(default=dict, help_text="path → resolver that settled it.")
     llm_invocations = models.PositiveIntegerField(default=0)
     llm_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
@@ -41,6 +45,9 @@ class MergeAttempt(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -81,6 +88,8 @@ class ConflictFile(models.Model):
     hunks = models.JSONField(default=list)
     hunk_count = models.PositiveIntegerField(default=0)
     git_messages = models.JSONField(default=list)
+    resolutions = models.JSONField(default=list, blank=True,
+                                   help_text="Per hunk: {tier, resolver, rationale, lines, decided_by}.")
     proposed_resolution = models.TextField(null=True, blank=True)
     proposed_by = models.CharField(max_length=100, blank=True)
     validation = models.JSONField(default=dict, blank=True)
