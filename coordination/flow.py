@@ -49,32 +49,66 @@ def advance(ticket_id: int) -> None:
         joins = list(ticket.joins.prefetch_related("sources"))
         join_of = {j.continuation_id: j for j in joins}
 
+        sources = {j.pk: [tasks[s.pk] for s in j.sources.all()] for j in joins}
         moved = True
         while moved:  # blocking propagates down the DAG: repeat until nothing moves
             moved = False
+            for join in joins:
+                if join.status == "waiting":
+                    verdict = join_verdict(join.merge_strategy, [s.status for s in sources[join.pk]])
+                    if verdict == "ready":
+                        join.transition("synthesizing")
+                        dispatch.submit(Job.CONVERGE_JOIN, join.pk)
+                    elif verdict == "failed":
+                        join.transition("failed", event_payload={"strategy": join.merge_strategy})
+                        moved = True
             for task in tasks.values():
-                if task.status != "pending":
-                    continue
-                if any(p.status in DEAD_END for p in parents[task.pk]):
-                    task.transition("blocked", error="an upstream task did not succeed")
-                    moved = True
-                elif all(p.status == "succeeded" and p.landed for p in parents[task.pk]):
-                    join = join_of.get(task.pk)
-                    if join is None or join.status == "merged":
-                        task.transition("ready")
-                        dispatch.submit(Job.RUN_TASK, task.pk)
-
-        for join in joins:
-            if join.status == "waiting" and all(s.status == "succeeded" for s in join.sources.all()):
-                join.transition("synthesizing")
-                dispatch.submit(Job.CONVERGE_JOIN, join.pk)
-            elif join.status == "waiting" and any(s.status in DEAD_END for s in join.sources.all()):
-                join.transition("failed")
+                if task.status == "pending":
+                    moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk))
         _settle_ticket(ticket, list(tasks.values()), joins)
 
 
+def _release_or_block(task: Task, parents: list[Task], join: Join | None) -> bool:
+    """A pending task becomes ready once its parents' work is on the ticket branch (for a join: once
+    the join merged), or blocked once that can no longer happen. True when it was blocked."""
+    if join is not None:
+        if join.status == "merged":
+            task.transition("ready")
+            dispatch.submit(Job.RUN_TASK, task.pk)
+        elif join.status == "failed":
+            task.transition("blocked", error="its join failed: too few sources succeeded")
+            return True
+        return False
+    if any(p.status in DEAD_END for p in parents):
+        task.transition("blocked", error="an upstream task did not succeed")
+        return True
+    if all(p.status == "succeeded" and p.landed for p in parents):
+        task.transition("ready")
+        dispatch.submit(Job.RUN_TASK, task.pk)
+    return False
+
+
+def join_verdict(strategy: str, source_statuses: list[str]) -> str:
+    """"ready", "failed" or "waiting" for a join's sources under its strategy:
+    ``all`` needs every source; ``success_only`` merges whichever succeeded once all have finished;
+    ``quorum:N`` needs at least N successes among the finished sources."""
+    succeeded = source_statuses.count("succeeded")
+    dead = sum(status in DEAD_END for status in source_statuses)
+    finished = succeeded + dead == len(source_statuses)
+    needed = {"all": len(source_statuses), "success_only": 1}.get(strategy)
+    if needed is None:
+        needed = int(strategy.removeprefix("quorum:"))
+    if len(source_statuses) - dead < needed:
+        return "failed"
+    return "ready" if finished and succeeded >= needed else "waiting"
+
+
 def _settle_ticket(ticket: Ticket, tasks: list[Task], joins: list[Join]) -> None:
-    if tasks and all(t.status == "succeeded" and t.landed for t in tasks):
+    # A source a partial join went on without (success_only, quorum) does not keep the ticket from done;
+    # anything else that depended on it is blocked, and that does.
+    merged_sources = {s.pk for j in joins if j.status == "merged" for s in j.sources.all()}
+    tolerated = {t.pk for t in tasks if t.status in ("failed", "cancelled") and t.pk in merged_sources}
+    if tasks and all((t.status == "succeeded" and t.landed) or t.pk in tolerated for t in tasks):
         ticket.transition("done", finished_at=timezone.now())
         return
     if any(t.status in UNFINISHED_TASK for t in tasks) or any(j.status in ("synthesizing", "merging")

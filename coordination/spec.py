@@ -19,7 +19,8 @@ EXECUTORS = ("shell", "claude")
 TICKET_KEYS = {"title", "repository", "base_branch", "conflict_threshold", "review_policy", "verify_command",
                "llm_max_invocations", "llm_max_usd", "tasks"}
 TASK_KEYS = {"key", "title", "command", "instructions", "executor", "depends_on", "owned_files",
-             "timeout_seconds"}
+             "timeout_seconds", "join_strategy"}
+JOIN_STRATEGY = re.compile(r"^(all|success_only|quorum:[1-9][0-9]*)$")
 
 
 class SpecError(ValueError):
@@ -36,6 +37,7 @@ class TaskSpec:
     depends_on: list[str] = field(default_factory=list)
     owned_files: list[str] = field(default_factory=list)
     timeout_seconds: int | None = None
+    join_strategy: str = "all"
 
 
 @dataclass
@@ -130,6 +132,11 @@ def _task(index: int, raw: Any) -> TaskSpec:
     if len(set(depends_on)) != len(depends_on):
         raise SpecError(f"{where}: depends_on lists a task twice")
     timeout = raw.get("timeout_seconds")
+    strategy = raw.get("join_strategy", "all")
+    if not isinstance(strategy, str) or not JOIN_STRATEGY.match(strategy):
+        raise SpecError(f"{where}: join_strategy {strategy!r} must be all, success_only or quorum:N")
+    if strategy.startswith("quorum:") and int(strategy[7:]) > len(depends_on):
+        raise SpecError(f"{where}: join_strategy {strategy} needs more sources than its {len(depends_on)} parents")
     return TaskSpec(
         key=key,
         title=_string(raw.get("title") or key, f"{where}: title"),
@@ -139,6 +146,7 @@ def _task(index: int, raw: Any) -> TaskSpec:
         depends_on=depends_on,
         owned_files=_string_list(raw.get("owned_files", []), f"{where}: owned_files"),
         timeout_seconds=None if timeout is None else _positive_int(timeout, f"{where}: timeout_seconds"),
+        join_strategy=strategy,
     )
 
 

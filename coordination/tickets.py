@@ -6,7 +6,7 @@ from django.db import transaction
 
 from coordination import dispatch, flow, workspace
 from coordination.dispatch import Job
-from coordination.models import Event, Repository, Task, Ticket
+from coordination.models import Event, Join, Repository, Task, Ticket
 from coordination.spec import SpecError, TaskSpec, TicketSpec, check_dag
 from merges.git import RefMoved
 
@@ -60,7 +60,9 @@ def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
         command=spec.command, owned_files=spec.owned_files, timeout_seconds=spec.timeout_seconds,
     )
     Event.record(ticket, "task.created", {"task": task.key, "task_id": task.pk, "depends_on": spec.depends_on})
-    task.depends_on.set(parents)
+    task.depends_on.set(parents)  # registers the join, if any
+    if spec.join_strategy != "all":
+        Join.objects.filter(continuation=task).update(merge_strategy=spec.join_strategy)
     return task
 
 

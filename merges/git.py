@@ -163,6 +163,24 @@ class Git:
             args += ["-p", parent]
         return self.text(*args, input=message.encode())
 
+    def write_blob(self, content: bytes) -> str:
+        return self.text("hash-object", "-w", "--stdin", input=content)
+
+    def tree_with(self, base_tree: str, files: dict[str, tuple[str, bytes] | None]) -> str:
+        """``base_tree`` with some paths replaced ((mode, content)) or removed (None), via a scratch index."""
+        lines = []
+        for path, change in files.items():
+            if change is None:
+                lines.append(f"0 {ZERO_SHA}\t{path}\n")
+            else:
+                mode, content = change
+                lines.append(f"{mode} {self.write_blob(content)}\t{path}\n")
+        with tempfile.TemporaryDirectory(prefix="dagmerge-index-") as scratch:
+            env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}
+            self.run("read-tree", base_tree, env=env)
+            self.run("update-index", "--index-info", input="".join(lines).encode(), env=env)
+            return self.text("write-tree", env=env)
+
     def read_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
         """Contents of many objects (``<oid>`` or ``<tree-ish>:<path>``) in one ``cat-file --batch``."""
         if not specs:

@@ -153,3 +153,25 @@ def test_ticket_ref_moved_underneath_the_engine_fails_loudly_and_is_not_overwrit
     assert clone.rev_parse(ticket.ref) == intruder
     ticket.refresh_from_db()
     assert "merge #" in ticket.error and not Task.objects.get(ticket=ticket).landed
+
+
+@pytest.mark.parametrize(("strategy", "expected_status", "d_status"), [
+    ("all", "failed", "blocked"),
+    ("success_only", "done", "succeeded"),
+    ("quorum:2", "done", "succeeded"),
+    ("quorum:3", "failed", "blocked"),
+])
+def test_partial_joins_go_on_with_the_sources_that_succeeded(tmp_path, strategy, expected_status, d_status):
+    repo = source_repo(tmp_path)
+    ticket = run_ticket(repo, [
+        {"key": "B", "command": sh("echo b > b.txt")},
+        {"key": "C", "command": sh("echo c > c.txt")},
+        {"key": "X", "command": sh("exit 1")},
+        {"key": "D", "depends_on": ["B", "C", "X"], "join_strategy": strategy,
+         "command": sh("test -f b.txt && test -f c.txt")},
+    ])
+    assert ticket.status == expected_status
+    assert ticket.tasks.get(key="D").status == d_status
+    if d_status == "succeeded":
+        attempt = MergeAttempt.objects.get(join__continuation__key="D", join__ticket=ticket)
+        assert sorted(i["name"] for i in attempt.incoming) == ["B", "C"]
