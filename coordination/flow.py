@@ -29,6 +29,7 @@ from merges.attempts import run_attempt
 from merges.convergence import Source
 from merges.git import GitError
 from merges.models import MergeAttempt
+from merges.recovery import roll_back
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,25 @@ def _record_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, at
                 join.transition("failed")
             ticket.transition("failed", error=f"merge #{attempt.pk} failed: {attempt.error}",
                               finished_at=timezone.now())
+
+
+def rollback_attempt(attempt_id: int, user=None) -> MergeAttempt:
+    """Undo a merged attempt: the ticket branch goes back to its recovery point (CAS), the sources'
+    work is no longer counted as landed, and the source repository is told. Raises CannotRollBack."""
+    attempt = MergeAttempt.objects.select_related("ticket").get(pk=attempt_id)
+    ticket = attempt.ticket
+    with ticket_merge_lease(ticket.pk):
+        attempt = roll_back(workspace.clone_git(ticket.repository_id), attempt_id, user)
+        with transaction.atomic():
+            ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+            ticket.head_sha = attempt.base_sha
+            ticket.save(update_fields=["head_sha", "updated_at"])
+            ticket.tasks.filter(key__in=[i["name"] for i in attempt.incoming]).update(landed=False)
+            Event.record(ticket, "merge.rolled_back", {"attempt_id": attempt.pk, "sha": attempt.base_sha,
+                                                       "by": user.get_username() if user else "cli"})
+            Event.record(ticket, "ticket.head", {"sha": attempt.base_sha})
+    publish_ticket(ticket.pk)
+    return attempt
 
 
 def publish_ticket(ticket_id: int) -> None:

@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
 
+    rollback = sub.add_parser("rollback", help="undo a merge: the ticket branch back to its recovery point")
+    rollback.add_argument("attempt", type=int)
+    rollback.set_defaults(handler=_rollback)
+
     demo = sub.add_parser("demo", help="create a sample repository and ticket, serve the dashboard")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
@@ -167,6 +171,23 @@ def _status(args) -> int:
     for join in report["joins"]:
         print(f"  join → {join['continuation']} from {', '.join(join['sources'])}: {join['status']}"
               f" order {' → '.join(join['merge_order']) or '-'}")
+    return EXIT_DONE
+
+
+def _rollback(args) -> int:
+    from coordination.flow import rollback_attempt
+    from merges.models import MergeAttempt
+    from merges.recovery import CannotRollBack
+
+    try:
+        attempt = rollback_attempt(args.attempt)
+    except MergeAttempt.DoesNotExist:
+        print(f"dagmerge: no merge attempt {args.attempt}", file=sys.stderr)
+        return EXIT_USAGE
+    except CannotRollBack as exc:
+        print(f"dagmerge: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"merge #{attempt.pk} rolled back: {attempt.target_ref} at {attempt.base_sha[:12]} again")
     return EXIT_DONE
 
 

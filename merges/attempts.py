@@ -11,6 +11,7 @@ from merges.conflicts import describe_conflicts
 from merges.convergence import Source, converge
 from merges.git import Git, GitError, RefMoved
 from merges.models import ConflictFile, MergeAttempt
+from merges.recovery import keep_recovery_point
 
 
 def run_attempt(
@@ -38,6 +39,7 @@ def run_attempt(
         actual = git.rev_parse(target_ref)
         if actual != expected_head:
             raise RefMoved(["rev-parse", target_ref], 1, f"{target_ref} is at {actual}, expected {expected_head}")
+        keep_recovery_point(git, attempt)
         result = converge(git, expected_head, sources,
                           message=lambda s: f"Merge {branches.get(s.name, s.name)} into "
                                                   f"{target_ref.removeprefix('refs/heads/')}\n")
