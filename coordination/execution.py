@@ -27,6 +27,7 @@ from django.utils import timezone
 from coordination import flow, workspace
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.sandboxes import LocalWorktreeSandbox, ProcessResult, Sandbox
+from coordination.tokens import ticket_token
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ def task_environment(task: Task, scratch: Path, context_file: Path, result_file:
         DAGMERGE_BRANCH=task.branch,
         DAGMERGE_CONTEXT=str(context_file),
         DAGMERGE_RESULT=str(result_file),
+        DAGMERGE_API_URL=f"{settings.DAGMERGE_API_URL}/api/tickets/{task.ticket_id}",
+        DAGMERGE_TOKEN=ticket_token(task.ticket_id),
     )
     return env
 

@@ -91,7 +91,7 @@ def validate_spec(data: Any) -> TicketSpec:
     review_policy = data.get("review_policy", "threshold")
     if review_policy not in REVIEW_POLICIES:
         raise SpecError(f"review_policy '{review_policy}' is not one of {', '.join(REVIEW_POLICIES)}")
-    tasks = [_task(index, raw) for index, raw in enumerate(data["tasks"])]
+    tasks = [parse_task(raw, f"tasks[{index}]") for index, raw in enumerate(data["tasks"])]
     check_unique_keys([t.key for t in tasks])
     check_dag({t.key: t.depends_on for t in tasks})
     return TicketSpec(
@@ -108,8 +108,7 @@ def validate_spec(data: Any) -> TicketSpec:
     )
 
 
-def _task(index: int, raw: Any) -> TaskSpec:
-    where = f"tasks[{index}]"
+def parse_task(raw: Any, where: str = "task") -> TaskSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{where} must be a mapping")
     key = raw.get("key")

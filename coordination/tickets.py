@@ -7,7 +7,7 @@ from django.db import transaction
 from coordination import dispatch, flow, workspace
 from coordination.dispatch import Job
 from coordination.models import Event, Join, Repository, Task, Ticket
-from coordination.spec import SpecError, TaskSpec, TicketSpec, check_dag
+from coordination.spec import SpecError, TaskSpec, TicketSpec, check_dag, parse_task
 from merges.git import RefMoved
 
 
@@ -63,6 +63,25 @@ def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
     task.depends_on.set(parents)  # registers the join, if any
     if spec.join_strategy != "all":
         Join.objects.filter(continuation=task).update(merge_strategy=spec.join_strategy)
+    return task
+
+
+class TicketClosed(Exception):
+    pass
+
+
+def add_discovered_task(ticket_id: int, raw: dict) -> Task:
+    """A running task adds work to its own ticket; its join registers itself, the scheduler picks it up.
+
+    Raises SpecError (bad spec, unknown dependency, duplicate key) or TicketClosed, writing nothing.
+    """
+    spec = parse_task(raw)
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        if ticket.machine.is_final(ticket.status):
+            raise TicketClosed(f"ticket {ticket.pk} is {ticket.status}; it takes no new tasks")
+        task = add_task(ticket, spec)
+        dispatch.submit(Job.ADVANCE, ticket.pk)
     return task
 
 

@@ -248,7 +248,7 @@ class Git:
         tokens = out.split(b"\0")
         results = []
         pos = 0
-        for _ in pairs:
+        for ours, theirs in pairs:
             status, tree = tokens[pos].decode(), tokens[pos + 1].decode()
             pos += 2
             entries: dict[str, ConflictEntry] = {}

@@ -12,6 +12,16 @@ from coordination.tickets import submit_ticket
 from tests.gitrepo import Repo
 
 
+class RecordingDispatcher:
+    """Keeps the jobs instead of running them: the ticket stays where the test put it."""
+
+    def __init__(self):
+        self.jobs: list[tuple[str, int]] = []
+
+    def submit(self, job, object_id: int) -> None:
+        self.jobs.append((job.value, object_id))
+
+
 def source_repo(tmp_path: Path, files: dict[str, str] | None = None) -> Repo:
     repo = Repo(tmp_path / "source")
     repo.commit(files or {"README.md": "# project\n"}, "initial")

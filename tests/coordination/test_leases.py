@@ -7,17 +7,9 @@ from django.utils import timezone
 
 from coordination import dispatch, execution, sweeping
 from coordination.models import Task
-from tests.scenarios import sh, source_repo, submit
+from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class RecordingDispatcher:
-    def __init__(self):
-        self.jobs = []
-
-    def submit(self, job, object_id):
-        self.jobs.append((job.value, object_id))
 
 
 def _ready_task(tmp_path):

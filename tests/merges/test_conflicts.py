@@ -16,8 +16,9 @@ def _conflict(tmp_path, base_files, ours_files, theirs_files):
 
 def test_content_conflict_has_three_sides_and_hunks_with_base(tmp_path):
     text = numbered_lines(30)
-    [detail] = _conflict(tmp_path, {"c.py": text}, {"c.py": replace_line(replace_line(text, 5, "ours 5"), 20, "ours 20")},
-                         {"c.py": replace_line(replace_line(text, 5, "theirs 5"), 20, "theirs 20")})
+    ours = replace_line(replace_line(text, 5, "ours 5"), 20, "ours 20")
+    theirs = replace_line(replace_line(text, 5, "theirs 5"), 20, "theirs 20")
+    [detail] = _conflict(tmp_path, {"c.py": text}, {"c.py": ours}, {"c.py": theirs})
     assert detail.kind == "content"
     assert detail.base_text == text
     assert len(detail.hunks) == 2 and detail.hunk_count == 2
