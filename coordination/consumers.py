@@ -34,9 +34,14 @@ class TicketConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
-            # daphne cancels every consumer when it shuts down: say so, and the browser comes back.
+            # The server cancels every consumer when it shuts down: say so, and the browser comes back.
             if self.view is not None:
-                await self.base_send({"type": "websocket.close", "code": SERVICE_RESTART})
+                try:
+                    await self.base_send({"type": "websocket.close", "code": SERVICE_RESTART})
+                except Exception:
+                    # daphne (autobahn) sends only 1000 or 3000-4999 and raises for 1012; its dropped
+                    # connection reaches the browser as 1006, which htmx-ws retries all the same.
+                    pass
             raise
 
     async def connect(self) -> None:

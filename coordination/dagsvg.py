@@ -131,22 +131,36 @@ def render(nodes: list[Node], edges: list[tuple[int, int]], joins: list[JoinMark
         f'viewBox="0 0 {width} {height}" role="img" aria-label="task graph: {len(nodes)} tasks">',
         f'<path class="edges" d="{"".join(path)}"/>',
     ]
+    # Each mark sits in a positioned <g> with a stable id and draws itself at the origin, so a status
+    # change is swapped into its <g> alone, without laying the graph out again.
     for continuation_id, join in join_of.items():
         cx, cy = xy[continuation_id]
-        mx, my, d = cx - GAP_X // 2, cy + NODE_H // 2, DIAMOND
-        out.append(
-            f'<a href="#join-{join.id}" class="join st-{join.status}"><title>join → '
-            f'{escape(by_id[continuation_id].key)}: {join.status.replace("_", " ")}</title>'
-            f'<path d="M{mx - d} {my}L{mx} {my - d}L{mx + d} {my}L{mx} {my + d}Z"/></a>'
-        )
+        out.append(f'<g id="dag-join-{join.id}" transform="translate({cx - GAP_X // 2} {cy + NODE_H // 2})">'
+                   f"{join_mark(join, by_id[continuation_id].key)}</g>")
     for node in nodes:
         x, y = xy[node.id]
-        key = node.key if len(node.key) <= KEY_CHARS else node.key[: KEY_CHARS - 1] + "…"
-        out.append(
-            f'<a href="{escape(href(node))}" class="node st-{node.status}">'
-            f'<title>{escape(node.key)}: {escape(node.title)} ({node.status.replace("_", " ")})</title>'
-            f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
-            f'<text x="{x + 8}" y="{y + NODE_H // 2}">{escape(key)}</text></a>'
-        )
+        mark = node_mark(node, href(node))
+        out.append(f'<g id="dag-node-{node.id}" transform="translate({x} {y})">{mark}</g>')
     out.append("</svg>")
     return "".join(out)
+
+
+def node_mark(node: Node, href: str) -> str:
+    """A task's box, drawn at the origin of its ``<g id="dag-node-<id>">``."""
+    key = node.key if len(node.key) <= KEY_CHARS else node.key[: KEY_CHARS - 1] + "…"
+    return (
+        f'<a href="{escape(href)}" class="node st-{node.status}">'
+        f'<title>{escape(node.key)}: {escape(node.title)} ({node.status.replace("_", " ")})</title>'
+        f'<rect width="{NODE_W}" height="{NODE_H}" rx="5"/>'
+        f'<text x="8" y="{NODE_H // 2}">{escape(key)}</text></a>'
+    )
+
+
+def join_mark(join: JoinMark, continuation_key: str) -> str:
+    """A join's diamond, centred on the origin of its ``<g id="dag-join-<id>">``."""
+    d = DIAMOND
+    return (
+        f'<a href="#join-{join.id}" class="join st-{join.status}">'
+        f'<title>join → {escape(continuation_key)}: {join.status.replace("_", " ")}</title>'
+        f'<path d="M{-d} 0L0 {-d}L{d} 0L0 {d}Z"/></a>'
+    )

@@ -8,7 +8,7 @@ number, so catching up from it can repeat a change but never miss one.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -225,14 +225,18 @@ class LiveView:
             if kind == "task.log":
                 continue
             if family == "task":
-                keys |= {("header",), ("dag",)}
+                keys.add(("header",))
                 task_id = payload.get("task_id")
-                new = kind == "task.created" or task_id not in self.known_tasks
-                keys.add(("table",) if new else ("row", task_id))
+                if kind == "task.created" or task_id not in self.known_tasks:
+                    keys |= {("table",), ("dag",)}
+                else:
+                    keys |= {("row", task_id), ("node", task_id)}
             elif family == "join":
-                keys.add(("dag",))
                 join_id = payload.get("join_id")
-                keys.add(("join", join_id) if kind != "join.registered" and join_id else ("joins",))
+                if kind == "join.registered" or not join_id:
+                    keys |= {("joins",), ("dag",)}
+                else:
+                    keys |= {("join", join_id), ("diamond", join_id)}
             elif family == "merge":
                 keys.add(("header",))
                 join_id = payload.get("join_id")
@@ -242,10 +246,10 @@ class LiveView:
                 keys.add(("join", join_id) if join_id else ("merges",))
             else:
                 keys.add(("header",))
-        if ("table",) in keys:
-            keys = {k for k in keys if k[0] != "row"}
-        if ("joins",) in keys:
-            keys = {k for k in keys if k[0] != "join"}
+        # A whole section replaces its parts.
+        for whole, part in (("table", "row"), ("joins", "join"), ("dag", "node"), ("dag", "diamond")):
+            if (whole,) in keys:
+                keys = {k for k in keys if k[0] != part}
         return keys
 
     def _affected_on_task_page(self, events: list[tuple[str, dict]]) -> set[tuple]:
@@ -261,30 +265,42 @@ class LiveView:
         return keys
 
     def _render(self, keys: set[tuple]) -> str:
+        """One message: a fragment per key, batched per kind (a query per kind, not per row)."""
+        ids: dict[str, set[int]] = defaultdict(set)
+        for kind, *ref in keys:
+            ids[kind].update(ref)
         parts: list[str] = []
-        if ("header",) in keys:
+        if "header" in ids:
             parts.append(self._partial("ticket_header", **_header(self.ticket_id)))
-        if ("dag",) in keys:
+        if "dag" in ids:
             parts.append(self._partial("dag", dag_svg=_dag_svg(self.ticket_id)))
-        if ("table",) in keys:
+        if ids["node"]:
+            for row in Task.objects.filter(pk__in=ids["node"]).values_list("id", "key", "title", "status"):
+                node = dagsvg.Node(*row)
+                mark = dagsvg.node_mark(node, task_url(self.ticket_id, node.key))
+                parts.append(self._partial("dag_mark", target=f"dag-node-{node.id}", mark=mark))
+        if ids["diamond"]:
+            for *row, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
+                    "id", "continuation_id", "status", "continuation__key"):
+                mark = dagsvg.join_mark(dagsvg.JoinMark(*row), key)
+                parts.append(self._partial("dag_mark", target=f"dag-join-{row[0]}", mark=mark))
+        if "table" in ids:
             tasks = _tasks(self.ticket_id)
             self.known_tasks = {t.pk for t in tasks}
             parts.append(self._partial("task_table", tasks=tasks))
-        rows = {k[1] for k in keys if k[0] == "row"}
-        for task in _tasks(self.ticket_id, rows) if rows else ():
-            parts.append(self._partial("task_row", task=task))
-        if ("joins",) in keys:
+        if ids["row"]:
+            parts.extend(self._partial("task_row", task=t) for t in _tasks(self.ticket_id, ids["row"]))
+        if "joins" in ids:
             parts.append(self._partial("joins", join_cards=_join_cards(self.ticket_id)))
-        cards = {k[1] for k in keys if k[0] == "join"}
-        for card in _join_cards(self.ticket_id, cards) if cards else ():
-            parts.append(self._partial("join_card", card=card))
-        if ("merges",) in keys:
+        if ids["join"]:
+            parts.extend(self._partial("join_card", card=c) for c in _join_cards(self.ticket_id, ids["join"]))
+        if "merges" in ids:
             parts.append(self._partial("merge_attempts", chain_attempts=_chain_attempts(self.ticket_id)))
-        if ("detail",) in keys:
+        if "detail" in ids:
             task = Task.objects.get(pk=self.task_id)
             parts.append(self._partial("task_summary", task=task, **_task_detail(task)))
-        if ("log-snapshot",) in keys or ("log",) in keys:
-            parts.append(self._log(snapshot=("log-snapshot",) in keys))
+        if "log" in ids or "log-snapshot" in ids:
+            parts.append(self._log(snapshot="log-snapshot" in ids))
         parts.append(self._partial("ticket_seq", seq=self.seq))
         return "".join(parts)
 

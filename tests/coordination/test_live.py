@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from coordination.models import Event, Task, Ticket
+from dagmerge_site.asgi import application
+from tests import factories
+
+# The relay and the consumer read the database from other threads: real commits, no test transaction.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("in_process_layer")]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture
+def in_process_layer(settings, fresh_channel_layer):
+    """The embedded set-up: no Redis, so events reach sockets through the relay; a quick relay."""
+    settings.REDIS_URL = ""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.DAGMERGE_RELAY_INTERVAL_MS = 20
+
+
+@pytest.fixture
+def ticket() -> Ticket:
+    ticket = factories.make_ticket("Live")
+    a = factories.make_task(ticket, "A")
+    factories.make_task(ticket, "B", [a])
+    Event.record(ticket, "ticket.submitted", {"title": ticket.title})
+    return ticket
+
+
+@pytest.fixture
+def bob() -> list[tuple[bytes, bytes]]:
+    """Headers of bob's browser: signed in through a real session cookie."""
+    client = Client()
+    client.force_login(factories.bob())
+    return [ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.session.session_key}".encode())]
+
+
+def socket(path: str, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    """A websocket through the real ASGI stack: origin check, session, auth, routing, consumer."""
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def seq_of(message: str) -> int:
+    return int(re.search(r'<span id="ticket-seq" data-seq="(\d+)" hidden hx-swap-oob="true">', message)[1])
+
+
+def live(test):
+    """Run an async test body on its own event loop."""
+    @functools.wraps(test)
+    def run(*args, **kwargs) -> None:
+        async_to_sync(test)(*args, **kwargs)
+    return run
+
+
+@live
+async def test_anonymous_visitors_are_refused(ticket):
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", [ORIGIN])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+@live
+async def test_unknown_ticket_is_refused(bob):
+    communicator = socket("/ws/tickets/999/", bob)
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+@live
+async def test_signed_in_viewer_receives_a_snapshot_of_every_fragment(ticket, bob):
+    newest = await database_sync_to_async(lambda: Event.objects.filter(ticket=ticket).latest("id").pk)()
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
+    connected, _ = await communicator.connect()
+    assert connected
+    snapshot = await communicator.receive_from()
+    for fragment in ("ticket-header", "dag", "task-table", "joins", "merge-attempts"):
+        assert f'id="{fragment}"' in snapshot
+    assert snapshot.count('hx-swap-oob="true"') == 6  # the five above and the sequence number
+    assert seq_of(snapshot) == newest
+    assert snapshot.count('class="node st-pending"') == 2
+    await communicator.disconnect()
+
+
+@live
+async def test_an_event_reaches_the_socket_through_the_relay_as_out_of_band_fragments(ticket, bob):
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
+    await communicator.connect()
+    await communicator.receive_from()
+
+    def make_a_ready() -> tuple[int, int]:
+        task = Task.objects.get(ticket=ticket, key="A")
+        return task.pk, task.transition("ready").pk
+
+    task_id, event_id = await database_sync_to_async(make_a_ready)()
+    message = await communicator.receive_from(timeout=5)
+    assert f'<div id="task-row-{task_id}" class="row" role="row" hx-swap-oob="true">' in message
+    assert f'<svg hx-swap-oob="innerHTML:#dag-node-{task_id}"><a href=' in message
+    assert 'class="node st-ready"' in message and 'class="badge st-ready"' in message
+    assert 'id="ticket-header"' in message  # the progress bar moved
+    assert 'id="task-table"' not in message and 'id="dag"' not in message  # only what changed
+    assert seq_of(message) == event_id
+    await communicator.disconnect()
+
+
+@live
+async def test_a_burst_of_events_arrives_as_one_message(ticket, bob):
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
+    await communicator.connect()
+    await communicator.receive_from()
+
+    def burst() -> int:
+        for task in Task.objects.filter(ticket=ticket):
+            task.transition("ready")
+            task.transition("claimed")
+        return Event.objects.latest("id").pk
+
+    newest = await database_sync_to_async(burst)()
+    message = await communicator.receive_from(timeout=5)
+    assert message.count('class="badge st-claimed"') == 2
+    assert seq_of(message) == newest
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+@live
+async def test_a_new_task_brings_the_whole_table_and_graph(ticket, bob):
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
+    await communicator.connect()
+    await communicator.receive_from()
+
+    def add_task() -> None:
+        task = factories.make_task(ticket, "C")
+        Event.record(ticket, "task.created", {"task": "C", "task_id": task.pk})
+
+    await database_sync_to_async(add_task)()
+    message = await communicator.receive_from(timeout=5)
+    assert 'id="task-table"' in message and 'id="dag"' in message
+    assert message.count('class="node st-pending"') == 3
+    await communicator.disconnect()
+
+
+@live
+async def test_reconnecting_with_the_last_seen_event_gets_no_snapshot_when_nothing_happened(ticket, bob):
+    def page_seq() -> int:
+        Event.objects.filter(ticket=ticket).update(created_at=Event.objects.first().created_at.replace(year=2000))
+        return Event.objects.filter(ticket=ticket).latest("id").pk
+
+    since = await database_sync_to_async(page_seq)()
+    communicator = socket(f"/ws/tickets/{ticket.pk}/?since={since}", bob)
+    await communicator.connect()
+    message = await communicator.receive_from()
+    assert seq_of(message) == since
+    assert 'id="ticket-header"' not in message
+    await communicator.disconnect()
+
+    stale = socket(f"/ws/tickets/{ticket.pk}/?since={since - 1}", bob)
+    await stale.connect()
+    assert 'id="ticket-header"' in await stale.receive_from()  # it missed one: a snapshot
+    await stale.disconnect()
+
+
+@live
+async def test_task_page_appends_only_the_new_end_of_the_log(ticket, bob):
+    task = await database_sync_to_async(lambda: Task.objects.get(ticket=ticket, key="A"))()
+    communicator = socket(f"/ws/tickets/{ticket.pk}/?task={task.pk}", bob)
+    await communicator.connect()
+    snapshot = await communicator.receive_from()
+    assert f'id="task-summary-{task.pk}"' in snapshot and f'id="task-log-{task.pk}"' in snapshot
+
+    def log(text: str) -> None:
+        Task.objects.filter(pk=task.pk).update(log=Task.objects.get(pk=task.pk).log + text)
+        Event.record(ticket, "task.log", {"task": "A", "task_id": task.pk})
+
+    await database_sync_to_async(log)("first line\n")
+    assert f'hx-swap-oob="beforeend:#task-log-{task.pk}">first line\n</pre>' in await communicator.receive_from(5)
+    await database_sync_to_async(log)("second <line>\n")
+    message = await communicator.receive_from(timeout=5)
+    assert f'hx-swap-oob="beforeend:#task-log-{task.pk}">second &lt;line&gt;\n</pre>' in message
+    assert "first line" not in message
+    await communicator.disconnect()
+
+
+@live
+async def test_server_shutdown_closes_with_1012_so_the_browser_reconnects(ticket, bob):
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
+    await communicator.connect()
+    await communicator.receive_from()
+    communicator.future.cancel()  # what daphne does to every application when it stops
+    with pytest.raises(asyncio.CancelledError):
+        await communicator.future
+    assert communicator.output_queue.get_nowait() == {"type": "websocket.close", "code": 1012}
