@@ -31,6 +31,9 @@ class MergeAttempt(models.Model):
     merge_order = models.JSONField(default=list)
     pending_sources = models.JSONField(default=list, help_text="Sources not merged: conflicting first.")
     partial_sha = models.CharField(max_length=40, blank=True, help_text="Clean merges made before a conflict.")
+    conflict_tree = models.CharField(max_length=40, blank=True,
+                                     help_text="git's merge of the conflicting source onto partial_sha, markers and all.")
+    round = models.PositiveIntegerField(default=1, help_text="Conflict rounds so far: each stop for a person is one.")
     result_sha = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20, choices=STATUSES, default="running")
     rule_set = models.CharField(max_length=20, default="complementary",
@@ -78,6 +81,8 @@ class ConflictFile(models.Model):
     path = models.CharField(max_length=1000)
     kind = models.CharField(max_length=20, choices=KINDS)
     source = models.CharField(max_length=100, help_text="The source whose merge conflicted.")
+    round = models.PositiveIntegerField(default=1)
+    mode = models.CharField(max_length=6, default="100644", help_text="File mode for the resolved file.")
     base_oid = models.CharField(max_length=40, blank=True)
     ours_oid = models.CharField(max_length=40, blank=True)
     theirs_oid = models.CharField(max_length=40, blank=True)
