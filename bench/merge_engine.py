@@ -9,6 +9,8 @@ in a checked-out worktree the way other agent runners do (goal: at least 4x).
 Variants: "disjoint" - every branch changes 3 files no other branch touches; "overlap" - a third of
 the branches come in pairs (branch i and i + N/2) sharing one of their 3 files, edited on lines far
 apart so git merges them cleanly; the shared paths make converge() re-score the partner after a merge.
+Sources carry their fork point as coordination/flow.py passes it; "(a) no fp" times converge() without
+fork points, when it looks each one up with ``merge-base``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +130,8 @@ def build_repository(root: Path, files: int, sizes: Sequence[int]) -> tuple[Coun
                                                   "refs/heads/").splitlines())
     for scenario in scenarios:
         names = [f"{scenario.variant}-{scenario.n}/{b:02d}" for b in range(scenario.n)]
-        scenario.sources = [Source(name, refs[name]) for name in names]
+        # Each task's start commit is known, as coordination/flow.py passes it (fork_point=start_sha).
+        scenario.sources = [Source(name, refs[name], fork_point=refs["main"]) for name in names]
     return git, refs["main"], scenarios
 
 
@@ -145,6 +148,11 @@ def run_converge(git: CountingGit, base: str, sources: Sequence[Source], work: P
     if not result.clean or len(result.order) != len(sources):
         raise RuntimeError(f"converge did not merge every source: pending {result.pending}")
     return Sample(seconds, git.tree_of(result.head), calls, result.merge_tree_runs)
+
+
+def run_converge_unknown_forks(git: CountingGit, base: str, sources: Sequence[Source], work: Path) -> Sample:
+    """(a) for sources without a fork point: converge() then finds each by ``merge-base``."""
+    return run_converge(git, base, [replace(s, fork_point=None) for s in sources], work)
 
 
 def run_chain(git: CountingGit, base: str, sources: Sequence[Source], work: Path) -> Sample:
@@ -178,6 +186,7 @@ def run_checkout(git: CountingGit, base: str, sources: Sequence[Source], work: P
 
 METHODS: dict[str, Callable[[CountingGit, str, Sequence[Source], Path], Sample]] = {
     "a": run_converge,
+    "a0": run_converge_unknown_forks,
     "b": run_chain,
     "c": run_checkout,
 }
@@ -206,21 +215,26 @@ def median(samples: Sequence[Sample], attribute: str = "seconds") -> float:
 
 def report(results: Sequence[tuple[Scenario, dict[str, list[Sample]]]]) -> None:
     header = (f"{'variant':<9}{'N':>4}{'(a) conv':>10}{'(b) chain':>11}{'(c) merge':>11}{'(c) wt add':>12}"
-              f"{'mt runs(a)':>12}{'procs a/b':>11}{'a/b':>7}{'c/a':>7}{'(c+wt)/a':>10}")
+              f"{'mt runs(a)':>12}{'procs a/b':>11}{'a/b':>7}{'c/a':>7}{'(c+wt)/a':>10}"
+              f"{'(a) no fp':>11}{'procs':>7}{'a0/b':>7}")
     print(header)
     print("-" * len(header))
     for scenario, samples in results:
-        a, b, c = median(samples["a"]), median(samples["b"]), median(samples["c"])
+        a, b, c, a0 = (median(samples[key]) for key in ("a", "b", "c", "a0"))
         wt = median(samples["c"], "worktree_seconds")
         first_a = samples["a"][0]
         procs = f"{first_a.calls.total()}/{samples['b'][0].calls.total()}"
         print(f"{scenario.variant:<9}{scenario.n:>4}{a:>10.3f}{b:>11.3f}{c:>11.3f}{wt:>12.3f}"
-              f"{first_a.merge_tree_runs:>12}{procs:>11}{a / b:>6.2f}x{c / a:>6.2f}x{(c + wt) / a:>9.2f}x")
-    print("\nSeconds are medians. (a) converge() + update-ref; (b) N x merge-tree + commit-tree; (c) N x")
-    print("`git merge --no-ff` in a worktree, whose `git worktree add` is timed apart (wt add; not in c/a).")
-    print(f"overlap: round(N/6) pairs of branches (i, i+N/2) share a file, changed on lines {FIRST_LINE} and "
-          f"{SECOND_LINE} (merges cleanly).")
-    print("Goals: a/b <= 1.5x, c/a >= 4x. procs: git subprocesses. Those of (a) by subcommand:")
+              f"{first_a.merge_tree_runs:>12}{procs:>11}{a / b:>6.2f}x{c / a:>6.2f}x{(c + wt) / a:>9.2f}x"
+              f"{a0:>11.3f}{samples['a0'][0].calls.total():>7}{a0 / b:>6.2f}x")
+    print("\nSeconds are medians.")
+    print("  (a)        converge() + update-ref, fork points given as coordination/flow.py gives them")
+    print("  (a) no fp  the same without fork points: converge() runs one merge-base per source")
+    print("  (b)        N x merge-tree --write-tree + commit-tree, no scoring")
+    print("  (c)        N x `git merge --no-ff --no-edit` in a worktree; wt add: `git worktree add`, not in c/a")
+    print(f"  overlap    round(N/6) pairs of branches (i, i+N/2) share a file, changed on lines {FIRST_LINE} "
+          f"and {SECOND_LINE}: merges cleanly")
+    print("Goals: a/b <= 1.5x, c/a >= 4x. procs: git subprocesses; those of (a) by subcommand:")
     for scenario, samples in results:
         calls = ", ".join(f"{name} {count}" for name, count in samples["a"][0].calls.most_common())
         print(f"  {scenario.variant:<9}N={scenario.n:<3} {calls}")

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from coordination import flow, workspace
+from coordination import flow, ownership, workspace
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.sandboxes import LocalWorktreeSandbox, ProcessResult, Sandbox
 from coordination.tokens import ticket_token
@@ -105,6 +105,9 @@ def execute(task: Task) -> Outcome:
             "output_tail": process.output_tail[-4000:],
             "duration_s": round(process.duration_s, 3),
         }
+        outside = ownership.violations(task.owned_files, result["changed_files"])
+        if outside:
+            result["ownership_violations"] = outside
         error = _process_error(task, process)
         try:
             result["data"] = _read_result_file(result_file)
@@ -191,6 +194,9 @@ def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
             log=outcome.log_tail, finished_at=timezone.now(), lease_owner="", lease_expires_at=None,
         )
         task.claims.filter(released_at=None).update(released_at=timezone.now())
+        outside = outcome.result.get("ownership_violations")
+        if outside:
+            Event.record(task.ticket, "task.ownership_violation", {**task.event_refs(), "files": outside})
     return True
 
 

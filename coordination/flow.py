@@ -7,6 +7,7 @@ in ``land_task`` / ``converge_join`` outside any transaction, serialized per tic
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -21,7 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from coordination import dispatch, workspace
+from coordination import dispatch, ownership, workspace
 from coordination.dispatch import Job
 from coordination.models import Event, Join, Task, Ticket
 from coordination.synthesis import synthesize
@@ -51,6 +52,7 @@ def advance(ticket_id: int) -> None:
         join_of = {j.continuation_id: j for j in joins}
 
         sources = {j.pk: [tasks[s.pk] for s in j.sources.all()] for j in joins}
+        claims = ClaimBook(ticket, tasks.values())
         moved = True
         while moved:  # blocking propagates down the DAG: repeat until nothing moves
             moved = False
@@ -65,28 +67,64 @@ def advance(ticket_id: int) -> None:
                         moved = True
             for task in tasks.values():
                 if task.status == "pending":
-                    moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk))
+                    moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk), claims)
         _settle_ticket(ticket, list(tasks.values()), joins)
 
 
-def _release_or_block(task: Task, parents: list[Task], join: Join | None) -> bool:
+def _release_or_block(task: Task, parents: list[Task], join: Join | None, claims: ClaimBook) -> bool:
     """A pending task becomes ready once its parents' work is on the ticket branch (for a join: once
-    the join merged), or blocked once that can no longer happen. True when it was blocked."""
+    the join merged) and no active task claims its files; blocked once that can no longer happen.
+    True when it was blocked."""
     if join is not None:
-        if join.status == "merged":
-            task.transition("ready")
-            dispatch.submit(Job.RUN_TASK, task.pk)
-        elif join.status == "failed":
+        if join.status == "failed":
             task.transition("blocked", error="its join failed: too few sources succeeded")
             return True
+        if join.status == "merged":
+            claims.release_if_free(task)
         return False
     if any(p.status in DEAD_END for p in parents):
         task.transition("blocked", error="an upstream task did not succeed")
         return True
     if all(p.status == "succeeded" and p.landed for p in parents):
-        task.transition("ready")
-        dispatch.submit(Job.RUN_TASK, task.pk)
+        claims.release_if_free(task)
     return False
+
+
+class ClaimBook:
+    """File-ownership claims of a ticket's active tasks: a task whose patterns overlap one waits."""
+
+    ACTIVE = ("ready", "claimed", "running")
+
+    def __init__(self, ticket: Ticket, tasks):
+        self.ticket = ticket
+        self.held = {t.key: list(t.owned_files) for t in tasks if t.status in self.ACTIVE and t.owned_files}
+
+    def release_if_free(self, task: Task) -> None:
+        blocking = ownership.overlapping_claims(task.owned_files, self.held, self._files()) if (
+            task.owned_files and self.held) else []
+        if blocking:
+            first = blocking[0]
+            reason = f"{first.holder} (both claim {first.example})"
+            if task.waiting_on != reason:
+                task.waiting_on = reason
+                task.save(update_fields=["waiting_on", "updated_at"])
+                Event.record(self.ticket, "task.waiting", {**task.event_refs(), "on": first.holder,
+                                                           "example": first.example})
+            return
+        task.transition("ready", waiting_on="")
+        dispatch.submit(Job.RUN_TASK, task.pk)
+        if task.owned_files:
+            self.held[task.key] = list(task.owned_files)
+
+    def _files(self) -> tuple[str, ...]:
+        return repository_files(self.ticket.repository_id, self.ticket.head_sha)
+
+
+@functools.lru_cache(maxsize=64)
+def repository_files(repository_id: int, sha: str) -> tuple[str, ...]:
+    """The files at a commit of the workspace clone (commits never change, so this caches safely)."""
+    out = workspace.clone_git(repository_id).run("ls-tree", "-r", "-z", "--name-only", sha).stdout
+    return tuple(p.decode(errors="surrogateescape") for p in out.split(b"\0") if p)
 
 
 def join_verdict(strategy: str, source_statuses: list[str]) -> str:

@@ -62,6 +62,8 @@ class StatefulModel(models.Model):
 
 class Ticket(StatefulModel):
     machine = states.TICKET
+    serialize_overlaps = models.BooleanField(
+        default=False, help_text="Order tasks whose claims overlap by dependency instead of warning.")
     REVIEW_POLICIES = [("threshold", "over the threshold"), ("always", "always"), ("never", "never")]
 
     repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="tickets")
@@ -123,6 +125,8 @@ class Task(StatefulModel):
     start_sha = models.CharField(max_length=40, blank=True)
     head_sha = models.CharField(max_length=40, blank=True)
     landed = models.BooleanField(default=False, help_text="Its work is on the ticket branch.")
+    waiting_on = models.CharField(max_length=500, blank=True,
+                                  help_text="Why a task whose parents are done has not started (a claim overlap).")
     result = models.JSONField(null=True, blank=True)
     synthesis_context = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

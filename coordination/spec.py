@@ -13,11 +13,13 @@ from typing import Any
 
 import yaml
 
+from coordination.ownership import BadPattern, validate_pattern
+
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 REVIEW_POLICIES = ("threshold", "always", "never")
 EXECUTORS = ("shell", "claude")
 TICKET_KEYS = {"title", "repository", "base_branch", "conflict_threshold", "review_policy", "verify_command",
-               "llm_max_invocations", "llm_max_usd", "tasks"}
+               "llm_max_invocations", "llm_max_usd", "serialize_overlaps", "tasks"}
 TASK_KEYS = {"key", "title", "command", "instructions", "executor", "depends_on", "owned_files",
              "timeout_seconds", "join_strategy"}
 JOIN_STRATEGY = re.compile(r"^(all|success_only|quorum:[1-9][0-9]*)$")
@@ -51,6 +53,7 @@ class TicketSpec:
     verify_command: str = ""
     llm_max_invocations: int = 20
     llm_max_usd: float = 5.0
+    serialize_overlaps: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,6 +107,7 @@ def validate_spec(data: Any) -> TicketSpec:
         verify_command=_string(data.get("verify_command", ""), "verify_command", allow_empty=True),
         llm_max_invocations=_non_negative_int(data.get("llm_max_invocations", 20), "llm_max_invocations"),
         llm_max_usd=_non_negative_number(data.get("llm_max_usd", 5.0), "llm_max_usd"),
+        serialize_overlaps=_bool(data.get("serialize_overlaps", False), "serialize_overlaps"),
         raw=data,
     )
 
@@ -143,7 +147,7 @@ def parse_task(raw: Any, where: str = "task") -> TaskSpec:
         instructions=instructions,
         executor=executor,
         depends_on=depends_on,
-        owned_files=_string_list(raw.get("owned_files", []), f"{where}: owned_files"),
+        owned_files=_patterns(raw.get("owned_files", []), f"{where}: owned_files"),
         timeout_seconds=None if timeout is None else _positive_int(timeout, f"{where}: timeout_seconds"),
         join_strategy=strategy,
     )
@@ -203,6 +207,22 @@ def _string_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SpecError(f"{what} must be a list of non-empty strings")
     return list(value)
+
+
+def _patterns(value: Any, what: str) -> list[str]:
+    patterns = _string_list(value, what)
+    for pattern in patterns:
+        try:
+            validate_pattern(pattern)
+        except BadPattern as exc:
+            raise SpecError(f"{what}: {exc}") from None
+    return patterns
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{what} must be true or false, not {value!r}")
+    return value
 
 
 def _non_negative_int(value: Any, what: str) -> int:

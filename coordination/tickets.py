@@ -7,6 +7,7 @@ from django.db import transaction
 from coordination import dispatch, flow, workspace
 from coordination.dispatch import Job
 from coordination.models import Event, Join, Repository, Task, Ticket
+from coordination.ownership import predicted_overlaps
 from coordination.spec import SpecError, TaskSpec, TicketSpec, check_dag, parse_task
 from merges.git import RefMoved
 
@@ -32,11 +33,14 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
             base_sha=base_sha, head_sha=base_sha, conflict_threshold=spec.conflict_threshold,
             review_policy=spec.review_policy, verify_command=spec.verify_command,
             llm_max_invocations=spec.llm_max_invocations, llm_max_usd=spec.llm_max_usd, created_by=user,
+            serialize_overlaps=spec.serialize_overlaps,
         )
         Event.record(ticket, "ticket.submitted", {"title": ticket.title, "base_sha": base_sha,
                                                   "tasks": [t.key for t in spec.tasks]})
         by_key = {t.key: t for t in spec.tasks}
-        for key in check_dag({t.key: t.depends_on for t in spec.tasks}):  # parents before children
+        order = check_dag({t.key: t.depends_on for t in spec.tasks})  # parents before children
+        _handle_predicted_overlaps(ticket, spec, order, base_sha)
+        for key in order:
             add_task(ticket, by_key[key])
         try:
             workspace.clone_git(repository.pk).update_ref(ticket.ref, base_sha, None, "dagmerge: ticket created")
@@ -64,6 +68,31 @@ def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
     if spec.join_strategy != "all":
         Join.objects.filter(continuation=task).update(merge_strategy=spec.join_strategy)
     return task
+
+
+def _handle_predicted_overlaps(ticket: Ticket, spec: TicketSpec, order: list[str], base_sha: str) -> None:
+    """Tasks that may run in parallel but claim the same files: warn, or (serialize_overlaps) make the
+    later one depend on the earlier. At run time overlapping claims wait for each other either way."""
+    ancestors: dict[str, set[str]] = {}
+    by_key = {t.key: t for t in spec.tasks}
+    for key in order:
+        ancestors[key] = set(by_key[key].depends_on).union(*(ancestors[d] for d in by_key[key].depends_on))
+    position = {key: i for i, key in enumerate(order)}
+    files = flow.repository_files(ticket.repository_id, base_sha)
+
+    def may_run_in_parallel(a: str, b: str) -> bool:
+        return a not in ancestors[b] and b not in ancestors[a]
+
+    for overlap in predicted_overlaps({t.key: t.owned_files for t in spec.tasks}, may_run_in_parallel, files):
+        earlier, later = sorted((overlap.task, overlap.other), key=position.__getitem__)
+        payload = {"tasks": [earlier, later], "example": overlap.example,
+                   "patterns": [overlap.pattern, overlap.other_pattern]}
+        if spec.serialize_overlaps and may_run_in_parallel(earlier, later):
+            by_key[later].depends_on.append(earlier)
+            ancestors[later] |= {earlier} | ancestors[earlier]
+            Event.record(ticket, "ticket.serialized", payload)
+        elif not spec.serialize_overlaps:
+            Event.record(ticket, "ticket.overlap_warning", payload)
 
 
 class TicketClosed(Exception):

@@ -85,6 +85,13 @@ def _load(path: str):
     return submit_ticket(load_spec_file(path))
 
 
+def _print_overlap_warnings(ticket, stream) -> None:
+    for event in ticket.events.filter(kind="ticket.overlap_warning"):
+        first, second = event.payload["tasks"]
+        print(f"warning: {first} and {second} may run in parallel and both claim {event.payload['example']}; "
+              "the later waits for the earlier (serialize_overlaps: true orders them in the DAG)", file=stream)
+
+
 def _submit(args) -> int:
     from coordination.reports import ticket_report
     from coordination.spec import SpecError
@@ -94,6 +101,7 @@ def _submit(args) -> int:
     except SpecError as exc:
         print(f"dagmerge: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    _print_overlap_warnings(ticket, sys.stderr)
     if args.json:
         print(json.dumps(ticket_report(ticket), indent=2))
     else:
@@ -116,6 +124,7 @@ def _run(args) -> int:
         return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
     print(f"ticket {ticket.pk}: {ticket.title} ({ticket.branch})", file=progress)
+    _print_overlap_warnings(ticket, progress)
 
     def show(event) -> None:
         line = _progress_line(event)

@@ -93,7 +93,8 @@ def converge(
     started = time.monotonic()
     result = ConvergenceResult(start_head=head, head=head)
     by_name = {s.name: s for s in sources}
-    forks = {s.name: s.fork_point or git.merge_base(head, s.sha) or head for s in sources}
+    found = git.fork_points(head, [s.sha for s in sources if not s.fork_point])
+    forks = {s.name: s.fork_point or found[s.sha] or head for s in sources}
 
     # One diff-tree for every source's own paths and for what the head changed since each fork.
     distinct_forks = sorted(set(forks.values()))
@@ -115,18 +116,26 @@ def converge(
         result.scores[s.name], cached[s.name] = hunks, merged
 
     remaining = [s.name for s in sources]
+    dirty: set[str] = set()  # a merge touched their paths since they were scored: re-score before trusting
     current_tree = git.tree_of(head)
-    while remaining:
-        pick = min(remaining, key=lambda n: (result.scores[n], _entanglement(n, remaining, result.pairwise),
+
+    def pick_next() -> str:
+        return min(remaining, key=lambda n: (result.scores[n], _entanglement(n, remaining, result.pairwise),
                                              remaining.index(n)))
+
+    while remaining:
+        pick = pick_next()
+        # One merge-tree process for the pick and every stale score: re-scoring costs no process of its own.
+        batch = [n for n in remaining if n in dirty or (n == pick and cached[n] is None)]
+        for n, (merged, hunks) in zip(
+            batch, scorer.merge_all([(result.head, by_name[n].sha) for n in batch]), strict=True
+        ):
+            result.scores[n], cached[n] = hunks, merged
+        dirty.clear()
+        if batch and pick_next() != pick:  # a fresh score reorders (e.g. the path filter missed a conflict)
+            continue
         source = by_name[pick]
         merged = cached[pick]
-        if merged is None:
-            merged, hunks = scorer.merge_all([(result.head, source.sha)])[0]
-            result.scores[pick] = hunks
-            if hunks:  # the path filter missed a conflict; re-pick with the true score
-                cached[pick] = merged
-                continue
         if not merged.clean:
             result.pending = [pick] + [n for n in remaining if n != pick]
             result.conflict_source, result.conflict = pick, merged
@@ -138,13 +147,9 @@ def converge(
         result.head = git.commit_tree(merged.tree, [result.head, source.sha], message(source))
         current_tree = merged.tree
         result.order.append(pick)
-        stale = [by_name[n] for n in remaining if paths[n] & paths[pick]]
+        dirty.update(n for n in remaining if paths[n] & paths[pick])
         for n in remaining:
             cached[n] = None  # the head moved: an untouched source still merges cleanly, but anew
-        for s, (merged_again, hunks) in zip(
-            stale, scorer.merge_all([(result.head, s.sha) for s in stale]), strict=True
-        ):
-            result.scores[s.name], cached[s.name] = hunks, merged_again
 
     result.merge_tree_runs = scorer.runs
     result.duration_ms = int((time.monotonic() - started) * 1000)

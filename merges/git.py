@@ -34,7 +34,12 @@ class RefMoved(GitError):
 
 @functools.cache
 def _empty_hooks_dir() -> str:
-    return tempfile.mkdtemp(prefix="dagmerge-nohooks-")
+    """One empty folder per user, reused by every process (a fresh one per process would pile up)."""
+    path = Path(tempfile.gettempdir()) / f"dagmerge-nohooks-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_uid != os.getuid() or any(path.iterdir()):
+        return tempfile.mkdtemp(prefix="dagmerge-nohooks-")  # someone else's, or not empty: not ours to use
+    return str(path)
 
 
 def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -154,6 +159,39 @@ class Git:
 
     def merge_base(self, a: str, b: str) -> str | None:
         return self.run("merge-base", a, b, ok=(0, 1)).stdout.decode().strip() or None
+
+    def fork_points(self, head: str, shas: Sequence[str]) -> dict[str, str | None]:
+        """``merge_base(head, sha)`` for many commits from one ``rev-list``; ``merge-base`` runs only for a
+        commit whose history meets ``head``'s more than once (e.g. it merged ``head`` since forking).
+
+        The commits must be full shas (they key the result).
+        """
+        if not shas:
+            return {}
+        out = self.text("rev-list", "--boundary", "--parents", *shas, f"^{head}", "--")
+        parents: dict[str, list[str]] = {}
+        boundary: set[str] = set()
+        for line in out.splitlines():
+            if line.startswith("-"):
+                boundary.add(line[1:].split()[0])
+            else:
+                commit, *rest = line.split()
+                parents[commit] = rest
+        forks: dict[str, str | None] = {}
+        for sha in shas:
+            if sha not in parents:  # already in head's history
+                forks[sha] = sha
+                continue
+            met, seen, stack = set(), set(), [sha]
+            while stack:
+                commit = stack.pop()
+                if commit in boundary:
+                    met.add(commit)
+                elif commit not in seen:
+                    seen.add(commit)
+                    stack.extend(parents.get(commit, ()))
+            forks[sha] = met.pop() if len(met) == 1 else self.merge_base(head, sha)
+        return forks
 
     # -- objects --------------------------------------------------------------------------------
 

@@ -31,8 +31,8 @@ class MergeAttempt(models.Model):
     merge_order = models.JSONField(default=list)
     pending_sources = models.JSONField(default=list, help_text="Sources not merged: conflicting first.")
     partial_sha = models.CharField(max_length=40, blank=True, help_text="Clean merges made before a conflict.")
-    conflict_tree = models.CharField(max_length=40, blank=True,
-                                     help_text="git's merge of the conflicting source onto partial_sha, markers and all.")
+    conflict_tree = models.CharField(
+        max_length=40, blank=True, help_text="git's merge of the conflicting source onto partial_sha, with markers.")
     round = models.PositiveIntegerField(default=1, help_text="Conflict rounds so far: each stop for a person is one.")
     result_sha = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=20, choices=STATUSES, default="running")

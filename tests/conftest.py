@@ -3,13 +3,15 @@ from __future__ import annotations
 import pytest
 
 from coordination import dispatch
+from tests.scenarios import RecordingDispatcher
 
 
 @pytest.fixture(autouse=True)
 def isolated_workspace(settings, tmp_path):
-    """Every test gets its own workspace (clones, worktrees) and a fresh dispatcher."""
+    """Every test gets its own workspace (clones, worktrees), and jobs go nowhere unless the test picks
+    a dispatcher: no test leaves messages in a real broker."""
     settings.DAGMERGE_WORKSPACE = tmp_path / "workspace"
-    dispatch.use(None)
+    dispatch.use(RecordingDispatcher())
     yield settings.DAGMERGE_WORKSPACE
     current = dispatch._dispatcher
     if isinstance(current, dispatch.ThreadDispatcher):

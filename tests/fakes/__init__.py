@@ -1,0 +1,1 @@
+"""Stand-ins for external programs the tests run through real client libraries."""
