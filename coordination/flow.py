@@ -25,9 +25,9 @@ from django.utils import timezone
 from coordination import dispatch, ownership, workspace
 from coordination.dispatch import Job
 from coordination.models import Event, Join, Task, Ticket
+from coordination.plans import merge_plan
 from coordination.synthesis import synthesize
 from merges.attempts import run_attempt
-from merges.convergence import Source
 from merges.git import GitError
 from merges.models import MergeAttempt
 from merges.recovery import roll_back
@@ -206,10 +206,8 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
         Event.record(ticket, "merge.started", {"sources": [t.key for t in pending],
                                                "join_id": join.pk if join else None})
         attempt = run_attempt(
-            git, ticket_id=ticket.pk, target_ref=ticket.ref, expected_head=ticket.head_sha,
-            sources=[Source(t.key, t.head_sha, fork_point=t.start_sha or None) for t in pending],
-            branches={t.key: t.branch for t in pending},
-            join_id=join.pk if join else None,
+            git, merge_plan(ticket, pending), ticket_id=ticket.pk, target_ref=ticket.ref,
+            expected_head=ticket.head_sha, join_id=join.pk if join else None,
             task_id=pending[0].pk if join is None and pending else None,
         )
         _record_outcome(ticket, tasks, join, attempt)
@@ -223,7 +221,12 @@ def _record_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, at
                "order": attempt.merge_order, "scores": attempt.conflict_scores}
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error})
+        Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error,
+                                                           "review_reason": attempt.review_reason})
+        if attempt.llm_invocations:
+            ticket.llm_invocations += attempt.llm_invocations
+            ticket.llm_cost_usd += attempt.llm_cost_usd
+            ticket.save(update_fields=["llm_invocations", "llm_cost_usd", "updated_at"])
         if attempt.status == "merged":
             ticket.head_sha = attempt.result_sha
             ticket.save(update_fields=["head_sha", "updated_at"])

@@ -1,8 +1,11 @@
-"""Running a convergence merge as an audited MergeAttempt, and moving the target ref by CAS."""
+"""Running a convergence merge as an audited MergeAttempt, climbing the conflict ladder, and moving the
+target ref by compare-and-swap only when everything is settled and verified."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,69 +13,146 @@ from django.utils import timezone
 from merges.conflicts import describe_conflicts
 from merges.convergence import Source, converge
 from merges.git import Git, GitError, RefMoved
+from merges.llm import SideIntent
 from merges.models import ConflictFile, MergeAttempt
 from merges.recovery import keep_recovery_point
+from merges.settling import LadderPolicy, Settlement, settle
+from merges.verify import VerifyCommand, verify_tree
 
 
-def run_attempt(
-    git: Git,
-    *,
-    ticket_id: int,
-    target_ref: str,
-    expected_head: str,
-    sources: Sequence[Source],
-    branches: dict[str, str],
-    join_id: int | None = None,
-    task_id: int | None = None,
-) -> MergeAttempt:
-    """Merge ``sources`` onto ``expected_head``; on success move ``target_ref`` from it (CAS).
+@dataclass
+class MergePlan:
+    """Everything an attempt needs besides the repository: who the sources are and the policy."""
 
-    A conflict leaves the ref untouched and records the conflicted files; a ref found elsewhere than
-    ``expected_head`` fails the attempt loudly instead of overwriting what someone else put there.
+    sources: Sequence[Source]
+    branches: Mapping[str, str] = field(default_factory=dict)
+    sides: Mapping[str, SideIntent] = field(default_factory=dict)
+    policy: LadderPolicy = field(default_factory=LadderPolicy)
+    verify: VerifyCommand | None = None
+
+
+def run_attempt(git: Git, plan: MergePlan, *, ticket_id: int, target_ref: str, expected_head: str,
+                join_id: int | None = None, task_id: int | None = None) -> MergeAttempt:
+    """Merge the plan's sources onto ``expected_head``; on success move ``target_ref`` from it (CAS).
+
+    A conflict no tier may settle leaves the ref untouched and records the conflicted files; a ref found
+    elsewhere than ``expected_head`` fails the attempt loudly instead of overwriting what someone put there.
     """
     attempt = MergeAttempt.objects.create(
-        ticket_id=ticket_id, join_id=join_id, task_id=task_id, target_ref=target_ref,
-        base_sha=expected_head,
-        incoming=[{"name": s.name, "branch": branches.get(s.name, ""), "sha": s.sha} for s in sources],
+        ticket_id=ticket_id, join_id=join_id, task_id=task_id, target_ref=target_ref, base_sha=expected_head,
+        rule_set=plan.policy.rule_set,
+        incoming=[{"name": s.name, "branch": plan.branches.get(s.name, ""), "sha": s.sha} for s in plan.sources],
     )
+    _guarded(git, attempt, plan, lambda: _start(git, attempt, plan))
+    return attempt
+
+
+def continue_attempt(git: Git, attempt: MergeAttempt, plan: MergePlan, resolved: Mapping[str, tuple[str, bytes] | None],
+                     note: str) -> MergeAttempt:
+    """Carry on after a person settled the current round: ``resolved`` maps each conflicted path to its
+    (mode, content), or None to delete it. The remaining sources are merged as before."""
+
+    def resume() -> None:
+        by_name = {s.name: s for s in plan.sources}
+        source = by_name[attempt.pending_sources[0]]
+        if attempt.conflict_tree:
+            tree = git.tree_with(attempt.conflict_tree, dict(resolved))
+            head = git.commit_tree(tree, [attempt.partial_sha, source.sha], _message(plan, source, note))
+            attempt.merge_order = [*attempt.merge_order, source.name]
+            rest = [by_name[n] for n in attempt.pending_sources[1:]]
+        else:  # the round was a failed verification: the person accepts the merged tree as it is
+            head, rest = attempt.partial_sha, []
+        _carry_on(git, attempt, plan, head, rest)
+
+    attempt.round += 1
+    attempt.status, attempt.review_reason = "running", ""
+    _guarded(git, attempt, plan, resume)
+    return attempt
+
+
+def _guarded(git: Git, attempt: MergeAttempt, plan: MergePlan, step) -> None:
     try:
-        actual = git.rev_parse(target_ref)
-        if actual != expected_head:
-            raise RefMoved(["rev-parse", target_ref], 1, f"{target_ref} is at {actual}, expected {expected_head}")
-        keep_recovery_point(git, attempt)
-        result = converge(git, expected_head, sources,
-                          message=lambda s: f"Merge {branches.get(s.name, s.name)} into "
-                                                  f"{target_ref.removeprefix('refs/heads/')}\n")
-        attempt.conflict_scores = result.scores
-        attempt.pairwise_conflicts = result.pairwise
-        attempt.merge_order = result.order
-        attempt.pending_sources = result.pending
-        attempt.merge_tree_runs = result.merge_tree_runs
-        attempt.duration_ms = result.duration_ms
-        if result.clean:
-            if result.head != expected_head:
-                git.update_ref(target_ref, result.head, expected_head, message="dagmerge: convergence merge")
-            attempt.result_sha, attempt.status = result.head, "merged"
-        else:
-            attempt.partial_sha, attempt.status = result.head, "conflicted"
-            _record_conflicts(git, attempt, result.conflict, result.conflict_source or "")
+        step()
     except RefMoved as exc:
         attempt.status = "failed"
-        attempt.error = (f"{target_ref} moved underneath dagmerge ({exc.stderr}); nothing was overwritten")
+        attempt.error = f"{attempt.target_ref} moved underneath dagmerge ({exc.stderr}); nothing was overwritten"
     except GitError as exc:
         attempt.status, attempt.error = "failed", str(exc)
     attempt.finished_at = timezone.now()
     attempt.save()
-    return attempt
 
 
-def _record_conflicts(git: Git, attempt: MergeAttempt, conflict, source: str) -> None:
+def _start(git: Git, attempt: MergeAttempt, plan: MergePlan) -> None:
+    actual = git.rev_parse(attempt.target_ref)
+    if actual != attempt.base_sha:
+        raise RefMoved(["rev-parse", attempt.target_ref], 1, f"{attempt.target_ref} is at {actual}, "
+                       f"expected {attempt.base_sha}")
+    keep_recovery_point(git, attempt)
+    _carry_on(git, attempt, plan, attempt.base_sha, list(plan.sources))
+
+
+def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sources: list[Source]) -> None:
+    """Converge, settling each conflict on the ladder, until merged or a person must decide."""
+    by_name = {s.name: s for s in plan.sources}
+    while sources:
+        result = converge(git, head, sources, message=lambda s: _message(plan, s))
+        attempt.conflict_scores = {**attempt.conflict_scores, **result.scores}
+        attempt.pairwise_conflicts = attempt.pairwise_conflicts or result.pairwise
+        attempt.merge_order = [*attempt.merge_order, *result.order]
+        attempt.merge_tree_runs += result.merge_tree_runs
+        attempt.duration_ms += result.duration_ms
+        head = result.head
+        if result.clean:
+            break
+        source = by_name[result.conflict_source]
+        details = describe_conflicts(git, result.conflict)
+        sides = [plan.sides[n] for n in (*attempt.merge_order, source.name) if n in plan.sides]
+        settlement = settle(git, result.conflict, head, details, plan.policy, sides)
+        _record_round(attempt, source.name, settlement)
+        if not settlement.settled:
+            attempt.status = "failed" if plan.policy.review_policy == "never" else "conflicted"
+            attempt.error = settlement.review_reason if attempt.status == "failed" else ""
+            attempt.review_reason = settlement.review_reason
+            attempt.partial_sha, attempt.conflict_tree = head, result.conflict.tree
+            attempt.pending_sources = result.pending
+            return
+        tree = git.tree_with(result.conflict.tree, settlement.tree_changes())
+        how = ", ".join(sorted({f.proposed_by for f in settlement.files}))
+        head = git.commit_tree(tree, [head, source.sha], _message(plan, source, f"Conflicts settled by {how}."))
+        attempt.merge_order = [*attempt.merge_order, source.name]
+        sources = [by_name[n] for n in result.pending[1:]]
+    if plan.verify and plan.verify.command:
+        verdict = verify_tree(git, head, plan.verify)
+        if not verdict.ok:
+            attempt.status, attempt.review_reason = "conflicted", verdict.reason
+            attempt.partial_sha, attempt.conflict_tree, attempt.pending_sources = head, "", []
+            return
+    if head != attempt.base_sha:
+        git.update_ref(attempt.target_ref, head, attempt.base_sha, message="dagmerge: convergence merge")
+    attempt.result_sha, attempt.status = head, "merged"
+    attempt.pending_sources = []
+
+
+def _message(plan: MergePlan, source: Source, note: str = "") -> str:
+    branch = plan.branches.get(source.name, source.name)
+    return f"Merge {branch}\n" + (f"\n{note}\n" if note else "")
+
+
+def _record_round(attempt: MergeAttempt, source: str, settlement: Settlement) -> None:
+    attempt.llm_invocations += settlement.llm_invocations
+    attempt.llm_cost_usd += Decimal(str(settlement.llm_cost_usd))
     with transaction.atomic():
-        for detail in describe_conflicts(git, conflict):
+        if attempt.pk is None:
+            attempt.save()
+        for file in settlement.files:
+            detail = file.detail
+            attempt.resolvers[detail.path] = file.proposed_by if settlement.settled else "review"
             ConflictFile.objects.create(
-                attempt=attempt, path=detail.path, kind=detail.kind, source=source,
-                base_oid=detail.base_oid, ours_oid=detail.ours_oid, theirs_oid=detail.theirs_oid,
+                attempt=attempt, round=attempt.round, path=detail.path, kind=detail.kind, source=source,
+                mode=detail.mode, base_oid=detail.base_oid, ours_oid=detail.ours_oid, theirs_oid=detail.theirs_oid,
                 base_text=detail.base_text, ours_text=detail.ours_text, theirs_text=detail.theirs_text,
                 merged_text=detail.merged_text, hunks=[h.as_dict() for h in detail.hunks],
-                hunk_count=detail.hunk_count, git_messages=detail.messages, proposed_by="git",
+                hunk_count=detail.hunk_count, git_messages=detail.messages, resolutions=file.hunks,
+                proposed_resolution=file.text, proposed_by=file.proposed_by,
+                validation=file.validation.as_dict() if file.validation else {},
             )

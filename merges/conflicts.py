@@ -1,15 +1,23 @@
 """What a conflicted merge left: each path's kind, its three sides and its hunks.
 
 Binary and non-UTF-8 files carry no text: no text tool may "resolve" them, a person decides.
+Hunks are read back from git's diff3-style markers; a side containing a line that looks like a marker
+of the same size makes that reading ambiguous, which ``marker_collision`` tells (and
+``safe_marker_size`` avoids when dagmerge runs the merge itself).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from merges.git import Git, MergeTreeResult
 
 MAX_TEXT_BYTES = 2 * 1024 * 1024
+
+
+MARKER_SIZE = 7
+TEXT_KINDS = ("content", "add/add")  # kinds whose merged text carries hunks
 
 
 @dataclass
@@ -18,9 +26,12 @@ class Hunk:
     ours: list[str]
     base: list[str]
     theirs: list[str]
+    end: int = 0  # 1-based line of the ">>>>>>>" marker
+    has_base: bool = False  # diff3 style: the "|||||||" section was there, so ``base`` is known
 
     def as_dict(self) -> dict:
-        return {"start": self.start, "ours": self.ours, "base": self.base, "theirs": self.theirs}
+        return {"start": self.start, "end": self.end, "ours": self.ours, "base": self.base,
+                "theirs": self.theirs}
 
 
 @dataclass
@@ -36,6 +47,7 @@ class ConflictDetail:
     merged_text: str | None = None
     hunks: list[Hunk] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    mode: str = "100644"  # what a resolved file is written with: our side's mode, else theirs
 
     @property
     def hunk_count(self) -> int:
@@ -59,10 +71,11 @@ def describe_conflicts(git: Git, result: MergeTreeResult) -> list[ConflictDetail
             base_oid=base.oid if base else "",
             ours_oid=ours.oid if ours else "",
             theirs_oid=theirs.oid if theirs else "",
+            mode=(ours or theirs or base).mode,
             base_text=texts[0], ours_text=texts[1], theirs_text=texts[2], merged_text=texts[3],
             messages=entry.messages,
         )
-        if detail.kind == "content" and detail.merged_text is not None:
+        if detail.kind in TEXT_KINDS and detail.merged_text is not None:
             detail.hunks = parse_hunks(detail.merged_text)
         details.append(detail)
     return details
@@ -94,21 +107,50 @@ def _kind(types: list[str], base, ours, theirs) -> str:
     return "other"
 
 
-def parse_hunks(merged: str) -> list[Hunk]:
-    """Hunks of a diff3-style conflicted text (``<<<<<<<``, ``|||||||``, ``=======``, ``>>>>>>>``)."""
+def parse_hunks(merged: str, marker_size: int = MARKER_SIZE) -> list[Hunk]:
+    """Hunks of a conflicted text in git's marker style (``<<<<<<<``, ``|||||||``, ``=======``, ``>>>>>>>``).
+
+    Lines may end in CR (git writes CRLF markers into CRLF files); the hunk lines keep theirs.
+    """
     hunks: list[Hunk] = []
     section: str | None = None
     current: Hunk | None = None
     for number, line in enumerate(merged.split("\n"), start=1):
-        if line.startswith("<<<<<<< ") and section is None:
+        marker = _marker(line, marker_size)
+        if marker == "<" and section is None:
             current, section = Hunk(number, [], [], []), "ours"
-        elif current is not None and line.startswith("||||||| ") and section == "ours":
-            section = "base"
-        elif current is not None and line == "=======" and section in ("ours", "base"):
+        elif current is not None and marker == "|" and section == "ours":
+            section, current.has_base = "base", True
+        elif current is not None and marker == "=" and section in ("ours", "base"):
             section = "theirs"
-        elif current is not None and line.startswith(">>>>>>> ") and section == "theirs":
+        elif current is not None and marker == ">" and section == "theirs":
+            current.end = number
             hunks.append(current)
             current, section = None, None
         elif current is not None and section is not None:
             getattr(current, section).append(line)
     return hunks
+
+
+def _marker(line: str, size: int) -> str | None:
+    """Which conflict marker ``line`` is at this marker size, the way git recognises them."""
+    line = line.removesuffix("\r")
+    head, rest = line[:size], line[size:]
+    if len(head) < size or len(set(head)) != 1 or head[0] not in "<|=>":
+        return None
+    if head[0] == "=":
+        return "=" if not rest else None
+    return head[0] if not rest or rest[0] == " " else None
+
+
+def marker_collision(texts: Iterable[str | None], size: int = MARKER_SIZE) -> bool:
+    """Whether a line of these texts would read as a conflict marker of ``size``."""
+    return any(_marker(line, size) for text in texts if text for line in text.split("\n"))
+
+
+def safe_marker_size(texts: Sequence[str | None], at_least: int = MARKER_SIZE) -> int:
+    """The smallest marker size from ``at_least`` up that no line of ``texts`` can be mistaken for."""
+    size = at_least
+    while marker_collision(texts, size):
+        size += 1
+    return size
