@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from coordination import dispatch, ownership, workspace
@@ -210,23 +211,27 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
             expected_head=ticket.head_sha, join_id=join.pk if join else None,
             task_id=pending[0].pk if join is None and pending else None,
         )
-        _record_outcome(ticket, tasks, join, attempt)
+        record_merge_outcome(ticket, tasks, join, attempt)
+    after_merge(ticket.pk, attempt)
+
+
+def after_merge(ticket_id: int, attempt: MergeAttempt) -> None:
+    charge_llm(ticket_id)
     if attempt.status == "merged":
-        publish_ticket(ticket.pk)
-    advance(ticket.pk)
+        publish_ticket(ticket_id)
+    advance(ticket_id)
 
 
-def _record_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:
+def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:
+    """The one way a merge's result reaches the DAG, automatic or reviewed: a merged attempt lands its
+    sources and releases the continuation (through ``advance``); a conflict waits for a person."""
     payload = {"attempt_id": attempt.pk, "join_id": join.pk if join else None,
                "order": attempt.merge_order, "scores": attempt.conflict_scores}
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        join = Join.objects.select_for_update().get(pk=join.pk) if join else None
         Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error,
                                                            "review_reason": attempt.review_reason})
-        if attempt.llm_invocations:
-            ticket.llm_invocations += attempt.llm_invocations
-            ticket.llm_cost_usd += attempt.llm_cost_usd
-            ticket.save(update_fields=["llm_invocations", "llm_cost_usd", "updated_at"])
         if attempt.status == "merged":
             ticket.head_sha = attempt.result_sha
             ticket.save(update_fields=["head_sha", "updated_at"])
@@ -234,17 +239,43 @@ def _record_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, at
             Task.objects.filter(pk__in=[t.pk for t in tasks]).update(landed=True)
             if join:
                 join.transition("merged")
-            if ticket.status == "merging":
+            still_waiting = ticket.joins.filter(status="awaiting_review").exists()
+            if ticket.status == "merging" or (ticket.status == "awaiting_review" and not still_waiting):
                 ticket.transition("running")
         elif attempt.status == "conflicted":
-            if join:
+            if join and join.status != "awaiting_review":
                 join.transition("awaiting_review")
-            ticket.transition("awaiting_review", event_payload={"attempt_id": attempt.pk})
+            if ticket.status != "awaiting_review":
+                ticket.transition("awaiting_review", event_payload={"attempt_id": attempt.pk})
         else:
             if join:
                 join.transition("failed")
             ticket.transition("failed", error=f"merge #{attempt.pk} failed: {attempt.error}",
                               finished_at=timezone.now())
+
+
+def charge_llm(ticket_id: int) -> None:
+    """The ticket's LLM spend, summed from what its merges and agent tasks recorded (idempotent)."""
+    spent = MergeAttempt.objects.filter(ticket_id=ticket_id).aggregate(n=Sum("llm_invocations"),
+                                                                       usd=Sum("llm_cost_usd"))
+    invocations, usd = spent["n"] or 0, spent["usd"] or Decimal(0)
+    for result in Task.objects.filter(ticket_id=ticket_id).exclude(result=None).values_list("result", flat=True):
+        invocations += result.get("llm_invocations", 0)
+        usd += Decimal(str(result.get("cost_usd", 0)))
+    Ticket.objects.filter(pk=ticket_id).update(llm_invocations=invocations, llm_cost_usd=usd)
+
+
+def requeue_dropped_source(task: Task, attempt: MergeAttempt, user) -> None:
+    """A reviewer merged a join without ``task``: it runs again on the merged head, as a task of its own,
+    with the conflict it caused in its context."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("ticket").get(pk=task.pk)
+        for join in task.source_of_joins.all():
+            join.sources.remove(task)
+        conflicts = [{"path": c.path, "kind": c.kind, "hunks": c.hunks}
+                     for c in attempt.conflict_files.filter(source=task.key)]
+        task.transition("pending", landed=False, synthesis_context={
+            "dropped_from_merge": attempt.pk, "dropped_by": user.get_username(), "conflicts": conflicts})
 
 
 def rollback_attempt(attempt_id: int, user=None) -> MergeAttempt:

@@ -57,7 +57,7 @@ TASK = _machine(
         "ready": {"claimed", "pending", "cancelled"},
         "claimed": {"running", "ready", "failed", "cancelled"},
         "running": {"succeeded", "failed", "ready", "cancelled"},  # ready: its worker died, re-queued
-        "succeeded": set(),
+        "succeeded": {"pending"},  # dropped from a join by a reviewer: re-run on the merged head
         "failed": {"pending", "cancelled"},
         "blocked": {"pending", "cancelled"},
         "cancelled": set(),

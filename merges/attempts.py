@@ -29,6 +29,7 @@ class MergePlan:
     sides: Mapping[str, SideIntent] = field(default_factory=dict)
     policy: LadderPolicy = field(default_factory=LadderPolicy)
     verify: VerifyCommand | None = None
+    current_head: str | None = None  # where the target is now, if it moved on while a person reviewed
 
 
 def run_attempt(git: Git, plan: MergePlan, *, ticket_id: int, target_ref: str, expected_head: str,
@@ -47,21 +48,20 @@ def run_attempt(git: Git, plan: MergePlan, *, ticket_id: int, target_ref: str, e
     return attempt
 
 
-def continue_attempt(git: Git, attempt: MergeAttempt, plan: MergePlan, resolved: Mapping[str, tuple[str, bytes] | None],
-                     note: str) -> MergeAttempt:
-    """Carry on after a person settled the current round: ``resolved`` maps each conflicted path to its
-    (mode, content), or None to delete it. The remaining sources are merged as before."""
+def continue_attempt(git: Git, attempt: MergeAttempt, plan: MergePlan,
+                     resolved: Mapping[str, tuple[str, bytes] | None] | None, note: str) -> MergeAttempt:
+    """Carry on after a person settled the current round. ``resolved`` maps each conflicted path to its
+    (mode, content), or None to delete it; ``resolved`` None: the conflicting source is not merged (dropped,
+    or the round was a failed verification the person accepts). The remaining sources merge as before."""
 
     def resume() -> None:
         by_name = {s.name: s for s in plan.sources}
-        source = by_name[attempt.pending_sources[0]]
-        if attempt.conflict_tree:
+        head, rest = attempt.partial_sha, [by_name[n] for n in attempt.pending_sources if n in by_name]
+        if resolved is not None:
+            source, rest = rest[0], rest[1:]
             tree = git.tree_with(attempt.conflict_tree, dict(resolved))
             head = git.commit_tree(tree, [attempt.partial_sha, source.sha], _message(plan, source, note))
             attempt.merge_order = [*attempt.merge_order, source.name]
-            rest = [by_name[n] for n in attempt.pending_sources[1:]]
-        else:  # the round was a failed verification: the person accepts the merged tree as it is
-            head, rest = attempt.partial_sha, []
         _carry_on(git, attempt, plan, head, rest)
 
     attempt.round += 1
@@ -127,8 +127,16 @@ def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sourc
             attempt.status, attempt.review_reason = "conflicted", verdict.reason
             attempt.partial_sha, attempt.conflict_tree, attempt.pending_sources = head, "", []
             return
-    if head != attempt.base_sha:
-        git.update_ref(attempt.target_ref, head, attempt.base_sha, message="dagmerge: convergence merge")
+    expected = plan.current_head or attempt.base_sha
+    if expected != attempt.base_sha:  # the target moved on during the review: bring the result onto it
+        onto = converge(git, expected, [Source("reviewed merge", head, fork_point=attempt.base_sha)],
+                        message=lambda s: f"Merge reviewed merge #{attempt.pk}\n")
+        if not onto.clean:
+            raise GitError(["merge", head], 1, f"{attempt.target_ref} moved on during the review and the reviewed "
+                           "merge no longer applies cleanly onto it")
+        head = onto.head
+    if head != expected:
+        git.update_ref(attempt.target_ref, head, expected, message="dagmerge: convergence merge")
     attempt.result_sha, attempt.status = head, "merged"
     attempt.pending_sources = []
 

@@ -204,15 +204,17 @@ class Git:
     def write_blob(self, content: bytes) -> str:
         return self.text("hash-object", "-w", "--stdin", input=content)
 
-    def tree_with(self, base_tree: str, files: dict[str, tuple[str, bytes] | None]) -> str:
-        """``base_tree`` with some paths replaced ((mode, content)) or removed (None), via a scratch index."""
+    def tree_with(self, base_tree: str, files: dict[str, tuple[str, bytes | str] | None]) -> str:
+        """``base_tree`` with some paths replaced or removed (None), via a scratch index. A replacement is
+        (mode, content bytes) or (mode, the id of a blob already in the repository)."""
         lines = []
         for path, change in files.items():
             if change is None:
                 lines.append(f"0 {ZERO_SHA}\t{path}\n")
             else:
                 mode, content = change
-                lines.append(f"{mode} {self.write_blob(content)}\t{path}\n")
+                oid = content if isinstance(content, str) else self.write_blob(content)
+                lines.append(f"{mode} {oid}\t{path}\n")
         with tempfile.TemporaryDirectory(prefix="dagmerge-index-") as scratch:
             env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}
             self.run("read-tree", base_tree, env=env)

@@ -95,6 +95,9 @@ class ConflictFile(models.Model):
     git_messages = models.JSONField(default=list)
     resolutions = models.JSONField(default=list, blank=True,
                                    help_text="Per hunk: {tier, resolver, rationale, lines, decided_by}.")
+    result_text = models.TextField(null=True, blank=True, help_text="A person's whole-file decision, if any.")
+    result_deleted = models.BooleanField(default=False, help_text="A person decided the path is deleted.")
+    result_oid = models.CharField(max_length=40, blank=True, help_text="A side's blob a person took whole.")
     proposed_resolution = models.TextField(null=True, blank=True)
     proposed_by = models.CharField(max_length=100, blank=True)
     validation = models.JSONField(default=dict, blank=True)
@@ -107,3 +110,21 @@ class ConflictFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} ({self.kind})"
+
+
+class ReviewAction(models.Model):
+    """One thing a person did on a review (decide, undo, approve, retry, drop), with the diff it made."""
+
+    attempt = models.ForeignKey(MergeAttempt, on_delete=models.CASCADE, related_name="review_actions")
+    conflict_file = models.ForeignKey(ConflictFile, null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="review_actions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict, help_text="Hunk, choice, hint, and the diff of the result.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.user} on merge #{self.attempt_id}"

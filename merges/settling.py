@@ -7,6 +7,7 @@ when a person must look instead.
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -130,13 +131,38 @@ def _agent_tier(git: Git, conflict: MergeTreeResult, partial_head: str, settleme
     for file in files:
         file.text = outcome.files.get(file.detail.path, file.text)
         file.proposed_by = "llm"
-        for hunk in file.hunks:
+        per_hunk = split_proposal(file.detail.merged_text or "", file.detail.hunks, file.text or "")
+        for index, hunk in enumerate(file.hunks):
             if not hunk["tier"]:
-                hunk.update(tier="llm", resolver="llm", rationale=outcome.rationale, lines=None)
+                lines = per_hunk[index] if per_hunk else None
+                hunk.update(tier="llm", resolver="llm", rationale=outcome.rationale, lines=lines)
     _validate(files)
     failed = [f.validation.reason for f in files if f.validation and not f.validation.ok]
     if failed:
         settlement.review_reason = "the agent's resolution does not validate: " + "; ".join(failed)
+
+
+def split_proposal(merged_text: str, hunks: Sequence, proposal: str) -> list[list[str]] | None:
+    """Cut a whole-file answer into the lines that replace each hunk of git's merged text, so a person
+    can take or undo the agent's answer hunk by hunk. None when the answer also changed text outside
+    the hunks (then it can only be taken whole)."""
+    merged = merged_text.split("\n")
+    answer = proposal.split("\n")
+    matcher = difflib.SequenceMatcher(None, merged, answer, autojunk=False)
+    to_answer = {a + k: b + k for a, b, size in matcher.get_matching_blocks() for k in range(size)}
+    pieces, out, position, cursor = [], [], 0, 0
+    for hunk in hunks:
+        start, end = hunk.start - 1, hunk.end
+        before = [to_answer[i] for i in range(position, start) if i in to_answer]
+        after = [to_answer[i] for i in range(end, len(merged)) if i in to_answer]
+        low = before[-1] + 1 if before else cursor
+        high = after[0] if after else len(answer)
+        if low > high:
+            return None
+        pieces.append(answer[low:high])
+        out += merged[position:start] + answer[low:high]
+        position, cursor = end, high
+    return pieces if out + merged[position:] == answer else None
 
 
 @contextmanager
