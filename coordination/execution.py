@@ -11,13 +11,11 @@ import json
 import logging
 import os
 import shlex
-import shutil
 import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +23,9 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from coordination import flow, ownership, workspace
+from coordination.claude_executor import run_claude_task
 from coordination.models import Event, OwnershipClaim, Task
+from coordination.plans import llm_settings, ticket_budget
 from coordination.sandboxes import LocalWorktreeSandbox, ProcessResult, Sandbox
 from coordination.tokens import ticket_token
 
@@ -60,6 +60,8 @@ def run_task(task_id: int) -> None:
     finally:
         heartbeat.stop()
     if finish(task_id, owner, outcome):
+        if outcome.result.get("llm_invocations"):
+            flow.charge_llm(task.ticket_id)
         flow.task_finished(task_id)
 
 
@@ -83,20 +85,14 @@ def claim(task_id: int, owner: str) -> Task | None:
 
 def execute(task: Task) -> Outcome:
     ticket = task.ticket
-    name = f"t{ticket.pk}-{task.key}-{task.attempts}"
-    scratch = workspace.worktrees_root() / f"{name}.dagmerge"
-    sandbox: Sandbox = LocalWorktreeSandbox(
-        workspace.clone_git(ticket.repository_id), workspace.worktrees_root() / name,
-        lambda: workspace.clone_lock(ticket.repository_id),
-    )
-    scratch.mkdir(parents=True, exist_ok=True)
+    sandbox = make_sandbox(task)
     try:
         sandbox.prepare(task.ref, task.start_sha)
-        context_file, result_file = scratch / "context.json", scratch / "result.json"
-        context_file.write_text(json.dumps(task_context(task), indent=2, default=str))
-        env = task_environment(task, scratch, context_file, result_file)
+        context_path = sandbox.write_file("context.json", json.dumps(task_context(task), indent=2,
+                                                                     default=str).encode())
+        env = task_environment(task, sandbox, context_path)
         with LogStreamer(task.pk) as streamer:
-            process = run_executor(task, sandbox, env, streamer.append)
+            process, spend = run_executor(task, sandbox, env, streamer.append)
         head = sandbox.commit_all(f"{task.key}: {task.title}\n\ndagmerge ticket {ticket.pk}, task {task.pk}\n")
         result = {
             "exit_code": process.exit_code,
@@ -104,34 +100,56 @@ def execute(task: Task) -> Outcome:
             "head": head,
             "output_tail": process.output_tail[-4000:],
             "duration_s": round(process.duration_s, 3),
+            **spend,
         }
         outside = ownership.violations(task.owned_files, result["changed_files"])
         if outside:
             result["ownership_violations"] = outside
         error = _process_error(task, process)
         try:
-            result["data"] = _read_result_file(result_file)
+            result["data"] = _parse_result(sandbox.read_file("result.json"))
         except ValueError as exc:
             error = error or str(exc)
         status = "failed" if error else "succeeded"
         return Outcome(status, head_sha=head, result=result, error=error, log_tail=process.output_tail)
     finally:
         sandbox.close()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output) -> ProcessResult:
+def make_sandbox(task: Task) -> Sandbox:
+    """The repository's sandbox backend: a local worktree, or a Daytona sandbox (SDK loaded on demand)."""
+    ticket = task.ticket
+    name = f"t{ticket.pk}-{task.key}-{task.attempts}"
+    clone = workspace.clone_git(ticket.repository_id)
+
+    def lock():
+        return workspace.clone_lock(ticket.repository_id)
+
+    if (ticket.sandbox_backend or ticket.repository.sandbox_backend) == "daytona":
+        from coordination.daytona_sandbox import DaytonaSandbox, reachable_url, settings_from_env
+
+        return DaytonaSandbox(clone, settings_from_env(), lock, name=name,
+                              clone_url=reachable_url(ticket.repository.url_or_path), clone_branch=ticket.base_branch)
+    return LocalWorktreeSandbox(clone, workspace.worktrees_root() / name, lock)
+
+
+def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output) -> tuple[ProcessResult, dict]:
+    """Run the task's executor; returns the process result and what it spent on the LLM."""
     timeout = task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT
-    if task.executor != "shell":
-        return ProcessResult(2, f"the {task.executor} executor is not available on this installation\n",
-                             False, 0.0)
+    if task.executor == "claude":
+        if not isinstance(sandbox, LocalWorktreeSandbox):
+            return ProcessResult(2, "the claude executor runs in local sandboxes only\n", False, 0.0), {}
+        run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
+                              settings=llm_settings(), budget=ticket_budget(task.ticket),
+                              allow_bash=settings.DAGMERGE_CLAUDE_ALLOW_BASH, on_output=on_output)
+        return run.process, {"llm_invocations": run.invocations, "cost_usd": run.cost_usd, "summary": run.summary}
     try:
         argv = shlex.split(task.command)
     except ValueError as exc:
-        return ProcessResult(2, f"cannot parse command: {exc}\n", False, 0.0)
+        return ProcessResult(2, f"cannot parse command: {exc}\n", False, 0.0), {}
     if not argv:
-        return ProcessResult(2, "empty command\n", False, 0.0)
-    return sandbox.run(argv, env, timeout, on_output)
+        return ProcessResult(2, "empty command\n", False, 0.0), {}
+    return sandbox.run(argv, env, timeout, on_output), {}
 
 
 def task_context(task: Task) -> dict[str, Any]:
@@ -144,20 +162,18 @@ def task_context(task: Task) -> dict[str, Any]:
     }
 
 
-def task_environment(task: Task, scratch: Path, context_file: Path, result_file: Path) -> dict[str, str]:
+def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[str, str]:
     """A minimal environment: no secrets of the worker leak into a task's command."""
-    home = scratch / "home"
-    home.mkdir(exist_ok=True)
     env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(
-        HOME=str(home),
-        TMPDIR=str(scratch),
+        HOME=str(sandbox.scratch / "home"),
+        TMPDIR=str(sandbox.scratch),
         DAGMERGE_TICKET=str(task.ticket_id),
         DAGMERGE_TASK=task.key,
         DAGMERGE_BRANCH=task.branch,
-        DAGMERGE_CONTEXT=str(context_file),
-        DAGMERGE_RESULT=str(result_file),
+        DAGMERGE_CONTEXT=context_path,
+        DAGMERGE_RESULT=str(sandbox.scratch / "result.json"),
         DAGMERGE_API_URL=f"{settings.DAGMERGE_API_URL}/api/tickets/{task.ticket_id}",
         DAGMERGE_TOKEN=ticket_token(task.ticket_id),
     )
@@ -173,12 +189,12 @@ def _process_error(task: Task, process: ProcessResult) -> str:
     return ""
 
 
-def _read_result_file(path: Path) -> Any:
-    if not path.exists() or not path.read_text().strip():
+def _parse_result(data: bytes | None) -> Any:
+    if data is None or not data.strip():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"$DAGMERGE_RESULT is not valid JSON: {exc}") from None
 
 

@@ -62,6 +62,8 @@ class StatefulModel(models.Model):
 
 class Ticket(StatefulModel):
     machine = states.TICKET
+    sandbox_backend = models.CharField(max_length=20, choices=Repository.SANDBOXES, blank=True,
+                                       help_text="Where its tasks run; blank: the repository's choice.")
     serialize_overlaps = models.BooleanField(
         default=False, help_text="Order tasks whose claims overlap by dependency instead of warning.")
     REVIEW_POLICIES = [("threshold", "over the threshold"), ("always", "always"), ("never", "never")]

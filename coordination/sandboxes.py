@@ -33,8 +33,13 @@ class ProcessResult:
 
 class Sandbox(Protocol):
     workdir: Path
+    scratch: Path  # beside the work tree, never committed: the task's context and result files
 
     def prepare(self, ref: str, start_sha: str) -> None: ...
+
+    def write_file(self, name: str, data: bytes) -> str: ...
+
+    def read_file(self, name: str) -> bytes | None: ...
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
             on_output: Callable[[str], None] | None = None) -> ProcessResult: ...
@@ -52,6 +57,7 @@ class LocalWorktreeSandbox:
     def __init__(self, clone: Git, workdir: Path, lock: Callable[[], AbstractContextManager[None]]):
         self.clone = clone
         self.workdir = workdir
+        self.scratch = workdir.with_name(workdir.name + ".dagmerge")
         self._lock = lock  # a context manager factory serializing worktree bookkeeping on the clone
         self.git = Git(workdir)
 
@@ -64,6 +70,16 @@ class LocalWorktreeSandbox:
             self.workdir.parent.mkdir(parents=True, exist_ok=True)
             self.clone.run("worktree", "add", "-q", "--end-of-options", str(self.workdir),
                            ref.removeprefix("refs/heads/"))
+        (self.scratch / "home").mkdir(parents=True, exist_ok=True)
+
+    def write_file(self, name: str, data: bytes) -> str:
+        path = self.scratch / name
+        path.write_bytes(data)
+        return str(path)
+
+    def read_file(self, name: str) -> bytes | None:
+        path = self.scratch / name
+        return path.read_bytes() if path.exists() else None
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
             on_output: Callable[[str], None] | None = None) -> ProcessResult:
@@ -81,6 +97,7 @@ class LocalWorktreeSandbox:
     def close(self) -> None:
         with self._lock():
             self._remove_worktree()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _remove_worktree(self) -> None:
         if self.workdir.exists():

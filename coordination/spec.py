@@ -19,7 +19,8 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 REVIEW_POLICIES = ("threshold", "always", "never")
 EXECUTORS = ("shell", "claude")
 TICKET_KEYS = {"title", "repository", "base_branch", "conflict_threshold", "review_policy", "verify_command",
-               "llm_max_invocations", "llm_max_usd", "serialize_overlaps", "tasks"}
+               "llm_max_invocations", "llm_max_usd", "serialize_overlaps", "sandbox", "tasks"}
+SANDBOXES = ("local", "daytona")
 TASK_KEYS = {"key", "title", "command", "instructions", "executor", "depends_on", "owned_files",
              "timeout_seconds", "join_strategy"}
 JOIN_STRATEGY = re.compile(r"^(all|success_only|quorum:[1-9][0-9]*)$")
@@ -54,6 +55,7 @@ class TicketSpec:
     llm_max_invocations: int = 20
     llm_max_usd: float = 5.0
     serialize_overlaps: bool = False
+    sandbox: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +96,9 @@ def validate_spec(data: Any) -> TicketSpec:
     review_policy = data.get("review_policy", "threshold")
     if review_policy not in REVIEW_POLICIES:
         raise SpecError(f"review_policy '{review_policy}' is not one of {', '.join(REVIEW_POLICIES)}")
+    sandbox = data.get("sandbox", "")
+    if sandbox and sandbox not in SANDBOXES:
+        raise SpecError(f"sandbox '{sandbox}' is not one of {', '.join(SANDBOXES)}")
     tasks = [parse_task(raw, f"tasks[{index}]") for index, raw in enumerate(data["tasks"])]
     check_unique_keys([t.key for t in tasks])
     check_dag({t.key: t.depends_on for t in tasks})
@@ -108,6 +113,7 @@ def validate_spec(data: Any) -> TicketSpec:
         llm_max_invocations=_non_negative_int(data.get("llm_max_invocations", 20), "llm_max_invocations"),
         llm_max_usd=_non_negative_number(data.get("llm_max_usd", 5.0), "llm_max_usd"),
         serialize_overlaps=_bool(data.get("serialize_overlaps", False), "serialize_overlaps"),
+        sandbox=sandbox,
         raw=data,
     )
 

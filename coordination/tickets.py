@@ -33,7 +33,7 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
             base_sha=base_sha, head_sha=base_sha, conflict_threshold=spec.conflict_threshold,
             review_policy=spec.review_policy, verify_command=spec.verify_command,
             llm_max_invocations=spec.llm_max_invocations, llm_max_usd=spec.llm_max_usd, created_by=user,
-            serialize_overlaps=spec.serialize_overlaps,
+            serialize_overlaps=spec.serialize_overlaps, sandbox_backend=spec.sandbox,
         )
         Event.record(ticket, "ticket.submitted", {"title": ticket.title, "base_sha": base_sha,
                                                   "tasks": [t.key for t in spec.tasks]})
