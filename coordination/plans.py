@@ -15,6 +15,7 @@ from coordination.models import Task, Ticket
 from merges.attempts import MergePlan
 from merges.convergence import Source
 from merges.llm import Budget, LLMSettings, SideIntent
+from merges.recorded import DatabaseResolutions
 from merges.settling import LadderPolicy
 from merges.verify import VerifyCommand
 
@@ -44,7 +45,7 @@ def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:
             # Tasks of one ticket are siblings: both changes are meant to land.
             rule_set="complementary", conflict_threshold=ticket.conflict_threshold,
             review_policy=ticket.review_policy, llm=llm_settings(), budget=ticket_budget(ticket),
-            worktree_root=merges_root,
+            store=DatabaseResolutions(ticket.repository_id), worktree_root=merges_root,
         ),
         verify=VerifyCommand(ticket.verify_command, settings.DAGMERGE_MERGE_TIMEOUT, merges_root)
         if ticket.verify_command else None,

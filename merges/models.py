@@ -128,3 +128,23 @@ class ReviewAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.user} on merge #{self.attempt_id}"
+
+
+class RecordedResolution(models.Model):
+    """A hunk resolution a reviewer approved on a repository, reused when the same conflict comes back."""
+
+    repository = models.ForeignKey("coordination.Repository", on_delete=models.CASCADE,
+                                   related_name="recorded_resolutions")
+    conflict_key = models.CharField(max_length=64)
+    resolution = models.JSONField(help_text="The approved lines.")
+    path = models.CharField(max_length=1000, blank=True, help_text="Where it was first approved.")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    attempt = models.ForeignKey(MergeAttempt, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "conflict_key"],
+                                               name="one_recorded_resolution_per_conflict")]
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.conflict_key[:12]}"

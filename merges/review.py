@@ -18,6 +18,7 @@ from merges.attempts import MergePlan, continue_attempt
 from merges.conflicts import TEXT_KINDS, ConflictDetail, Hunk
 from merges.git import Git, MergeTreeResult
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
+from merges.recorded import remember_decisions
 from merges.settling import LadderPolicy, settle
 from merges.validation import validate_text
 
@@ -217,8 +218,10 @@ def approve(git: Git, attempt_id: int, user, plan: MergePlan) -> MergeAttempt:
         if problems:
             raise GateClosed(problems)
         resolved = {c.path: _resolved_content(c) for c in current_files(attempt)}
+        remembered = remember_decisions(attempt, current_files(attempt), user)
         ReviewAction.objects.create(attempt=attempt, user=user, action="approve",
-                                    detail={"round": attempt.round, "paths": sorted(resolved)})
+                                    detail={"round": attempt.round, "paths": sorted(resolved),
+                                            "recorded_resolutions": remembered})
         attempt.status = "running"  # taken: a second approve finds it no longer waiting
         attempt.save(update_fields=["status"])
     if not attempt.conflict_tree:  # the round was a failed verify command: the person accepts the tree

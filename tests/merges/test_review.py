@@ -153,3 +153,20 @@ def test_dropping_a_source_merges_the_rest_and_runs_the_dropped_task_again(tmp_p
     task = ticket.tasks.get(key=dropped)
     assert task.synthesis_context["dropped_from_merge"] == attempt.pk
     assert task.attempts == 2  # ran again, on the merged head
+
+
+def test_a_resolution_a_reviewer_approved_is_reused_when_the_same_conflict_returns(tmp_path, alice):
+    b, c = _edit(BASE, {50: "B fifty"}), _edit(BASE, {50: "C fifty"})
+    repo, ticket, pool, attempt = _conflicted(tmp_path, {"notes.txt": b}, {"notes.txt": c})
+    [conflict] = review.current_files(attempt)
+    review.decide_hunk(conflict.pk, 0, "edit", alice, text="B and C fifty")
+    reviewing.approve(attempt.pk, alice)
+    assert drive(ticket.pk, pool, timeout=60) == "done"
+
+    again = submit(repo, [{"key": "B", "command": sh(f"printf '{b}' > notes.txt")},
+                          {"key": "C", "command": sh(f"printf '{c}' > notes.txt")},
+                          {"key": "D", "depends_on": ["B", "C"], "command": "true"}])
+    assert drive(again.pk, pool, timeout=60) == "done"
+    second = MergeAttempt.objects.get(join__ticket=again)
+    assert second.resolvers == {"notes.txt": "recorded"}
+    assert "B and C fifty\n" in repo.show(again.branch, "notes.txt")
