@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CoordinationConfig(AppConfig):
@@ -7,3 +8,7 @@ class CoordinationConfig(AppConfig):
 
     def ready(self) -> None:
         from coordination import joins  # noqa: F401  (registers the join signal)
+        from coordination.permissions import ensure_groups
+
+        # The viewers and reviewers groups, after every migrate and every test flush: no data migration.
+        post_migrate.connect(ensure_groups, sender=self, dispatch_uid="dagmerge-ensure-groups")

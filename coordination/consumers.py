@@ -12,10 +12,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from coordination.dashboard import LiveView
 from coordination.live import relay, ticket_group
 from coordination.models import Task, Ticket
+from coordination.permissions import can_operate, can_view
 
 log = logging.getLogger(__name__)
 
-COALESCE_SECONDS = 0.05  # a burst of events (a join merging, a log streaming) becomes one message
+COALESCE_SECONDS = 0.02  # a burst of events (a join merging, a log streaming) becomes one message;
+# the relay hands a poll's events over at once, so a short window catches a burst and costs little latency
 SERVICE_RESTART = 1012  # htmx-ws reconnects on 1006, 1011, 1012 and 1013
 
 
@@ -49,6 +51,10 @@ class TicketConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
+        rights = await database_sync_to_async(lambda: (can_view(user), can_operate(user)))()
+        if not rights[0]:  # signed in, but in neither viewers nor reviewers
+            await self.close()
+            return
         ticket_id = self.scope["url_route"]["kwargs"]["ticket_id"]
         query = parse_qs(self.scope.get("query_string", b"").decode())
         since, task_id = _int(query, "since"), _int(query, "task")
@@ -59,7 +65,7 @@ class TicketConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name)
         await relay.ensure_running()  # before the snapshot, so nothing falls between the two
         await self.accept()
-        view = LiveView(ticket_id, staff=user.is_staff, task_id=task_id)
+        view = LiveView(ticket_id, staff=user.is_staff, task_id=task_id, can_operate=rights[1])
         await self.send(text_data=await database_sync_to_async(view.connect)(since))
         self.view = view
 

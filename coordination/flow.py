@@ -200,6 +200,8 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
     git = workspace.clone_git(ticket.repository_id)
     with ticket_merge_lease(ticket.pk):
         ticket.refresh_from_db()
+        if ticket.machine.is_final(ticket.status):
+            return  # cancelled (or ended) while this merge waited for the lease
         landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
         pending = [t for t in tasks if t.pk not in landed]
         if not pending and join is None:
@@ -230,6 +232,9 @@ def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | Non
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
         join = Join.objects.select_for_update().get(pk=join.pk) if join else None
+        if ticket.machine.is_final(ticket.status):
+            Event.record(ticket, "merge.ignored", {**payload, "why": f"ticket is {ticket.status}"})
+            return
         Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error,
                                                            "review_reason": attempt.review_reason})
         if attempt.status == "merged":

@@ -20,6 +20,9 @@ def _context(attempt_id: int):
 def approve(attempt_id: int, user) -> MergeAttempt:
     """Raises review.GateClosed with the problems when the server-side gate is closed."""
     attempt, ticket, tasks, git = _context(attempt_id)
+    problems = review.gate_problems(attempt)
+    if problems:  # refused cheaply; review.approve checks again under the row lock
+        raise review.GateClosed(problems)
     with flow.ticket_merge_lease(ticket.pk):
         ticket.refresh_from_db()
         plan = merge_plan(ticket, tasks)

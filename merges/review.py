@@ -50,7 +50,7 @@ def decide_hunk(conflict_file_id: int, hunk_index: int, choice: str, user, text:
         if not 0 <= hunk_index < len(hunks):
             raise ReviewError(f"{conflict.path} has no hunk {hunk_index + 1}")
         hunk = hunks[hunk_index]
-        proposal = _resolutions(conflict)[hunk_index].get("lines")
+        proposal = hunk_decisions(conflict)[hunk_index].get("lines")
         lines = {
             "ours": hunk["ours"],
             "theirs": hunk["theirs"],
@@ -65,7 +65,7 @@ def decide_hunk(conflict_file_id: int, hunk_index: int, choice: str, user, text:
             raise ReviewError("nothing to take: " + ("no proposal for this hunk" if choice == "proposal"
                                                      else "an edit needs its text"))
         before = result_text(conflict)
-        resolutions = _resolutions(conflict)
+        resolutions = hunk_decisions(conflict)
         previous = resolutions[hunk_index]
         resolutions[hunk_index] = {
             "index": hunk_index, "tier": "human", "resolver": f"human:{user.get_username()}", "choice": choice,
@@ -82,7 +82,7 @@ def undo_hunk(conflict_file_id: int, hunk_index: int, user) -> ConflictFile:
     """Put back what the hunk was before the person's last decision (a resolver's, the agent's, or open)."""
     with transaction.atomic():
         conflict = _open_file(conflict_file_id)
-        resolutions = _resolutions(conflict)
+        resolutions = hunk_decisions(conflict)
         if not 0 <= hunk_index < len(resolutions) or resolutions[hunk_index].get("tier") != "human":
             raise ReviewError(f"{conflict.path}: hunk {hunk_index + 1} has no decision of a person to undo")
         before = result_text(conflict)
@@ -114,7 +114,7 @@ def decide_file(conflict_file_id: int, choice: str, user, text: str | None = Non
         conflict.result_text = content
         conflict.result_oid = side_oid if content is None and choice != "delete" else ""  # a binary side
         conflict.resolutions = [dict(r, tier="human", resolver=f"human:{user.get_username()}", choice=choice)
-                                for r in _resolutions(conflict)]
+                                for r in hunk_decisions(conflict)]
         _mark_decided(conflict, user, "edited" if choice == "edit" else "approved",
                       extra=["result_text", "result_deleted", "result_oid"])
         _log(conflict, user, "decide_file", {"choice": choice, "side_oid": side_oid or ""}, before)
@@ -129,7 +129,8 @@ def _open_file(conflict_file_id: int) -> ConflictFile:
     return conflict
 
 
-def _resolutions(conflict: ConflictFile) -> list[dict]:
+def hunk_decisions(conflict: ConflictFile) -> list[dict]:
+    """One decision per hunk (tier "" = open), padded for hunks nothing has decided yet."""
     existing = list(conflict.resolutions or [])
     return existing + [_open_hunk(i) for i in range(len(existing), len(conflict.hunks))]
 
@@ -166,15 +167,16 @@ def result_text(conflict: ConflictFile) -> str | None:
     lines = conflict.merged_text.split("\n")
     out: list[str] = []
     position = 0
-    for hunk, decision in zip(conflict.hunks, _resolutions(conflict), strict=True):
+    for hunk, decision in zip(conflict.hunks, hunk_decisions(conflict), strict=True):
         out += lines[position : hunk["start"] - 1]
         region = lines[hunk["start"] - 1 : hunk["end"]]
-        out += decision["lines"] if _decided(decision) else region
+        out += decision["lines"] if is_decided(decision) else region
         position = hunk["end"]
     return "\n".join(out + lines[position:])
 
 
-def _decided(decision: dict) -> bool:
+def is_decided(decision: dict) -> bool:
+    """A hunk counts as decided when some tier settled it with lines of its own."""
     return bool(decision.get("tier")) and decision.get("lines") is not None
 
 
@@ -183,7 +185,7 @@ def remaining_hunks(conflict: ConflictFile) -> int:
         return 0
     if conflict.kind not in TEXT_KINDS:
         return 1
-    return sum(1 for d in _resolutions(conflict) if not _decided(d))
+    return sum(1 for d in hunk_decisions(conflict) if not is_decided(d))
 
 
 def gate_problems(attempt: MergeAttempt) -> list[str]:

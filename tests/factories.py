@@ -1,27 +1,47 @@
 """Small hand-written factories: rows written directly, no scheduler, no git.
 
-Named users with stated rights: alice is a superuser (reviews merges, sees the admin), bob is a
-signed-in viewer, and anonymous is nobody at all.
+Named users with stated rights: alice is a reviewer (acts on merges and tasks, sees the admin), bob is a
+viewer (reads everything, changes nothing), charlie is signed in but in neither group (sees nothing), and
+anonymous is nobody at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Group, User
 
 from coordination.models import Join, Repository, Task, Ticket
+from coordination.permissions import REVIEWERS, VIEWERS, ensure_groups
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+PASSWORD = "correct horse battery"  # see with_password
 
 
-def alice() -> User:
-    user, _ = User.objects.get_or_create(username="alice", defaults={"is_staff": True, "is_superuser": True})
+def _member(username: str, group: str | None, **fields) -> User:
+    user, _ = User.objects.get_or_create(username=username, defaults=fields)
+    if group:
+        ensure_groups()
+        user.groups.add(Group.objects.get(name=group))
     return user
 
 
+def alice() -> User:
+    return _member("alice", REVIEWERS, is_staff=True)
+
+
 def bob() -> User:
-    user, _ = User.objects.get_or_create(username="bob")
+    return _member("bob", VIEWERS)
+
+
+def charlie() -> User:
+    return _member("charlie", None)
+
+
+def with_password(user: User) -> User:
+    """Give a named user ``PASSWORD`` (hashing is slow, so only tests that use the login form do)."""
+    user.set_password(PASSWORD)
+    user.save(update_fields=["password"])
     return user
 
 

@@ -71,6 +71,19 @@ async def test_anonymous_visitors_are_refused(ticket):
 
 
 @live
+async def test_a_signed_in_user_in_no_group_is_refused(ticket):
+    def charlie_cookie() -> bytes:
+        client = Client()
+        client.force_login(factories.charlie())
+        return f"{settings.SESSION_COOKIE_NAME}={client.session.session_key}".encode()
+
+    cookie = await database_sync_to_async(charlie_cookie)()
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", [ORIGIN, (b"cookie", cookie)])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+@live
 async def test_unknown_ticket_is_refused(bob):
     communicator = socket("/ws/tickets/999/", bob)
     connected, _ = await communicator.connect()
@@ -84,9 +97,9 @@ async def test_signed_in_viewer_receives_a_snapshot_of_every_fragment(ticket, bo
     connected, _ = await communicator.connect()
     assert connected
     snapshot = await communicator.receive_from()
-    for fragment in ("ticket-header", "dag", "task-table", "joins", "merge-attempts"):
+    for fragment in ("ticket-header", "dag", "task-table", "joins", "merge-attempts", "merge-chart", "nav-reviews"):
         assert f'id="{fragment}"' in snapshot
-    assert snapshot.count('hx-swap-oob="true"') == 6  # the five above and the sequence number
+    assert snapshot.count('hx-swap-oob="true"') == 8  # the seven above and the sequence number
     assert seq_of(snapshot) == newest
     assert snapshot.count('class="node st-pending"') == 2
     await communicator.disconnect()
