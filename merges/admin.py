@@ -5,9 +5,10 @@ Filters answer the audit's questions: which ticket, what status, which resolver 
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from coordination.admin import ReadOnly
+from coordination.permissions import can_review
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 
 
@@ -34,6 +35,24 @@ class MergeAttemptAdmin(ReadOnly, admin.ModelAdmin):
     search_fields = ("target_ref", "base_sha", "result_sha", "error", "review_reason")
     date_hierarchy = "started_at"
     inlines = [ConflictFileInline, ReviewActionInline]
+    actions = ["roll_back"]
+
+    @admin.action(description="Roll back: the ticket branch to the attempt's recovery point (CAS)",
+                  permissions=["roll_back"])
+    def roll_back(self, request, queryset) -> None:
+        from coordination.flow import rollback_attempt
+        from merges.recovery import CannotRollBack
+
+        for attempt in queryset.order_by("-pk"):  # latest first: earlier ones need the later undone
+            try:
+                rollback_attempt(attempt.pk, request.user)
+            except CannotRollBack as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"merge #{attempt.pk} rolled back", messages.SUCCESS)
+
+    def has_roll_back_permission(self, request) -> bool:
+        return can_review(request.user)
 
 
 @admin.register(ConflictFile)

@@ -32,3 +32,23 @@ def test_rollback_restores_the_recovery_point_by_cas_and_marks_the_attempt(tmp_p
     assert not ticket.tasks.get(key="B").landed and ticket.tasks.get(key="A").landed
     with pytest.raises(CannotRollBack, match="only a merged attempt"):
         rollback_attempt(last.pk)
+
+
+def test_a_reviewer_rolls_back_from_the_admin_and_a_viewer_cannot(tmp_path, client):
+    from tests import factories
+
+    repo = source_repo(tmp_path)
+    ticket = run_ticket(repo, [{"key": "A", "command": sh("echo a > a.txt")}])
+    attempt = MergeAttempt.objects.get(ticket=ticket)
+    form = {"action": "roll_back", "_selected_action": [attempt.pk]}
+
+    client.force_login(factories.bob())
+    client.post("/admin/merges/mergeattempt/", form)
+    attempt.refresh_from_db()
+    assert attempt.status == "merged"
+
+    client.force_login(factories.alice())
+    client.post("/admin/merges/mergeattempt/", form, follow=True)
+    attempt.refresh_from_db()
+    assert attempt.status == "rolled_back" and attempt.rolled_back_by.username == "alice"
+    assert workspace.clone_git(ticket.repository_id).rev_parse(ticket.ref) == ticket.base_sha
