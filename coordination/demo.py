@@ -49,6 +49,7 @@ print("D sees both branches' files and results:", merged)
 def make_sample_repository(path: Path) -> Path:
     git = init_repository(path)
     (path / "README.md").write_text("# Sample project\n\nA repository the dagmerge demo works on.\n")
+    (path / "settings.py").write_text("TIMEOUT = 30\n")
     (path / "tools").mkdir()
     (path / "tools" / "task.py").write_text(TASK_SCRIPT)
     (path / "tools" / "check_join.py").write_text(CHECK_SCRIPT)
@@ -80,9 +81,34 @@ def demo_spec(repository: Path, python: str = sys.executable, pause: float = 3.0
     }
 
 
-def make_demo_ticket(folder: Path) -> Ticket:
+def conflict_spec(repository: Path, python: str = sys.executable, pause: float = 2.0) -> dict:
+    """Two tasks set the same setting differently: no resolver may guess, so it waits for a person
+    (or for the agent, when ANTHROPIC_API_KEY is set)."""
+
+    def task(value: str) -> str:
+        return shlex.join([python, "tools/task.py", "settings.py", f"TIMEOUT = {value}", "timeout", value,
+                           str(pause)])
+
+    return {
+        "title": "Demo: two tasks disagree on a setting (a review for you)",
+        "repository": str(repository),
+        "base_branch": "main",
+        "tasks": [
+            {"key": "fast", "title": "Make requests fail fast", "instructions": "Set TIMEOUT to 5 seconds.",
+             "command": task("5")},
+            {"key": "patient", "title": "Tolerate slow networks", "instructions": "Set TIMEOUT to 60 seconds.",
+             "command": task("60")},
+            {"key": "ship", "title": "Ship it", "depends_on": ["fast", "patient"],
+             "command": shlex.join([python, "-c", "import settings; print('TIMEOUT is', settings.TIMEOUT)"])},
+        ],
+    }
+
+
+def make_demo_tickets(folder: Path) -> list[Ticket]:
+    """The demo's two tickets, on a fresh sample repository: one runs through, one waits for review."""
     repository = make_sample_repository(folder / f"sample-{time.strftime('%Y%m%d-%H%M%S')}")
-    return submit_ticket(validate_spec(demo_spec(repository)))
+    return [submit_ticket(validate_spec(demo_spec(repository))),
+            submit_ticket(validate_spec(conflict_spec(repository)))]
 
 
 def ensure_admin(username: str, password: str) -> None:

@@ -203,11 +203,11 @@ def _rollback(args) -> int:
 def _demo(args) -> int:
     from django.conf import settings
 
-    from coordination.demo import ensure_admin, make_demo_ticket
+    from coordination.demo import ensure_admin, make_demo_tickets
 
     password = secrets.token_urlsafe(12)
     ensure_admin("admin", password)
-    ticket = make_demo_ticket(Path(settings.DAGMERGE_HOME) / "demo")
+    tickets = make_demo_tickets(Path(settings.DAGMERGE_HOME) / "demo")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dagmerge_site.settings"}
     bin_dir = Path(sys.executable).parent
     children = [
@@ -216,8 +216,10 @@ def _demo(args) -> int:
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagmerge_site", "worker", "-B", "--loglevel",
                           "INFO", "-Q", "agents,git", "-c", str(args.workers)], env=env),
     ]
-    url = f"http://{args.host}:{args.port}/tickets/{ticket.pk}/"
-    print(f"\ndagmerge demo: {url}\n  log in as admin / {password}\n  Ctrl-C stops it.\n", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"\ndagmerge demo: {base}/tickets/{tickets[0].pk}/  (runs through by itself)\n"
+          f"  a conflict to review: {base}/tickets/{tickets[1].pk}/ (then Reviews, in the navigation)\n"
+          f"  log in as admin / {password}\n  Ctrl-C stops it.\n", flush=True)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
