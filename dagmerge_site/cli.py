@@ -212,28 +212,53 @@ def _demo(args) -> int:
     bin_dir = Path(sys.executable).parent
     children = [
         subprocess.Popen([str(bin_dir / "daphne"), "-b", args.host, "-p", str(args.port),
-                          "dagmerge_site.asgi:application"], env=env),
+                          "dagmerge_site.asgi:application"], env=env, start_new_session=True),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagmerge_site", "worker", "-B", "--loglevel",
-                          "INFO", "-Q", "agents,git", "-c", str(args.workers)], env=env),
+                          "INFO", "-Q", "agents,git", "-c", str(args.workers)], env=env, start_new_session=True),
     ]
     base = f"http://{args.host}:{args.port}"
     print(f"\ndagmerge demo: {base}/tickets/{tickets[0].pk}/  (runs through by itself)\n"
           f"  a conflict to review: {base}/tickets/{tickets[1].pk}/ (then Reviews, in the navigation)\n"
           f"  log in as admin / {password}\n  Ctrl-C stops it.\n", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stop from outside still stops the servers it started
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
+    _stop_groups(children)
     return EXIT_DONE
+
+
+def _stop_groups(children: list[subprocess.Popen]) -> None:
+    """Each server runs in its own process group (workers fork pool processes): stop the whole group,
+    politely first."""
+    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        for child in children:
+            try:
+                os.killpg(child.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for child in children:
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+        if all(_group_gone(child.pid) for child in children):
+            return
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

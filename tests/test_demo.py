@@ -61,5 +61,17 @@ def test_dagmerge_demo_serves_the_dashboard_while_a_worker_finishes_the_ticket(t
         login = urllib.request.urlopen(f"http://127.0.0.1:{port}/tickets/1/")  # follows to the login page
         assert login.status == 200 and "/accounts/login/" in login.url
     finally:
-        os.killpg(demo.pid, signal.SIGTERM)
-        demo.wait(timeout=30)
+        demo.send_signal(signal.SIGTERM)  # the demo stops the servers it started
+        demo.wait(timeout=60)
+    assert _processes_with_home(env["DAGMERGE_HOME"]) == [], "the demo left processes running"
+
+
+def _processes_with_home(home: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and f"DAGMERGE_HOME={home}".encode() in open(f"/proc/{entry}/environ", "rb").read():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
