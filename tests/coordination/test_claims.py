@@ -84,3 +84,13 @@ def test_the_ticket_page_says_on_which_task_a_waiting_task_waits(tmp_path, clien
     client.force_login(factories.bob())
     page = client.get(f"/tickets/{ticket.pk}/").content.decode()
     assert "waits on A (both claim auth.py)" in page
+
+
+def test_the_task_page_names_the_files_changed_outside_the_claim(tmp_path, client):
+    from tests import factories
+
+    repo = source_repo(tmp_path)
+    ticket = run_ticket(repo, [{"key": "A", "command": sh("echo x > theirs.py"), "owned_files": ["mine.py"]}])
+    client.force_login(factories.bob())
+    page = client.get(f"/tickets/{ticket.pk}/tasks/A/").content.decode()
+    assert "Changed files outside its claim: <code>theirs.py</code>" in page
