@@ -1,6 +1,6 @@
 """Benchmark the live dashboard: event → DOM latency in a real browser, and a 1,000-task ticket page.
 
-    .venv/bin/python bench/dashboard.py [--events 200] [--tasks 1000] [--relay-ms 200] [--gap-ms 50]
+    .venv/bin/python bench/dashboard.py [--events 200] [--tasks 1000] [--relay-ms 50] [--gap-ms 50]
 
 1. Server: the ticket page of a ticket with ``--tasks`` tasks (layers depending on two tasks of the layer
    before), rendered through Django's test client: median and p95 of a few renders, and the number of SQL
@@ -174,7 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--relay-ms", type=int, default=int(os.environ.get("DAGMERGE_RELAY_INTERVAL_MS", 200)))
+    parser.add_argument("--relay-ms", type=int, default=int(os.environ.get("DAGMERGE_RELAY_INTERVAL_MS", 50)))
     parser.add_argument("--gap-ms", type=int, default=50)
     parser.add_argument("--skip-browser", action="store_true")
     args = parser.parse_args()
