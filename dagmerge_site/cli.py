@@ -15,6 +15,7 @@ from pathlib import Path
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_REVIEW = 0, 1, 2, 3
 # Each adds a subparser whose defaults set handler=... and needs_database=False.
 COMMANDS_WITHOUT_DATABASE: list = []
+import merges.commands  # noqa: E402, F401, I001  (registers merge-file, merge-driver, replay above)
 FINAL_FOR_RUN = {"done": EXIT_DONE, "failed": EXIT_FAILED, "cancelled": EXIT_FAILED, "awaiting_review": EXIT_REVIEW}
 
 

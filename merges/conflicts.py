@@ -71,7 +71,7 @@ def describe_conflicts(git: Git, result: MergeTreeResult) -> list[ConflictDetail
             base_oid=base.oid if base else "",
             ours_oid=ours.oid if ours else "",
             theirs_oid=theirs.oid if theirs else "",
-            mode=(ours or theirs or base).mode,
+            mode=next((s.mode for s in (ours, theirs, base) if s), "100644"),  # no stage: git named it only
             base_text=texts[0], ours_text=texts[1], theirs_text=texts[2], merged_text=texts[3],
             messages=entry.messages,
         )

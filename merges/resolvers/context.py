@@ -59,20 +59,25 @@ def layout_key(lines: Iterable[str]) -> tuple[str, ...]:
     return tuple(key)
 
 
-def reinserts_changed_line(ctx: HunkContext, ours_inserted: Iterable[str], theirs_inserted: Iterable[str]) -> bool:
-    """Whether a side inserts here a line the base already had and the other side deleted or changed.
+def copies_disagree(ctx: HunkContext, ours_kept: Iterable[str], theirs_kept: Iterable[str]) -> bool:
+    """Whether keeping these lines of each side would contradict the other side elsewhere in the file.
 
-    That is a moved line (or a copied one) whose other copy the other side touched: keeping the
-    insertion would bring back what the other side took away, so keep-both rules must decline. Counting
-    over the whole file also catches moves whose other end git merged cleanly. Unknown sides: assume so.
+    Two ways: a side brings here a line the base had and the other side deleted or changed (a line moved
+    on one side, changed on the other: keeping it undoes the other side); or a side brings a line new to
+    the file that the other side added somewhere else (the same addition at two places: keeping it makes
+    it twice). Lines without a letter or digit are not followed. Unknown sides: assume so.
     """
     counts = ctx.sides.counts
     if counts is None:
         return True
     base, ours, theirs = counts
-    for inserted, other in ((ours_inserted, theirs), (theirs_inserted, ours)):
-        for line in inserted:
+    ours_kept, theirs_kept = list(ours_kept), list(theirs_kept)
+    for kept, other, other_kept in ((ours_kept, theirs, theirs_kept), (theirs_kept, ours, ours_kept)):
+        also_here = Counter(map(content_key, other_kept))
+        for line in kept:
             key = content_key(line)
-            if any(c.isalnum() for c in key) and base[key] > other[key]:
+            if not any(c.isalnum() for c in key):
+                continue
+            if base[key] > other[key] or (base[key] == 0 and other[key] > also_here[key]):
                 return True
     return False

@@ -61,9 +61,6 @@ class HunkOutcome:
     resolver: str | None  # the resolver that settled the hunk; None: it is left to the next tier
     lines: list[str] | None
 
-    def as_dict(self) -> dict:
-        return {"start": self.hunk.start, "end": self.hunk.end, "resolver": self.resolver, "lines": self.lines}
-
 
 @dataclass
 class FileResolution:
@@ -117,9 +114,12 @@ def _resize_markers(region: list[str], hunk: Hunk, old: int, new: int) -> list[s
 def resolve_file(conflict: ConflictDetail, rule_set: str = HISTORY_SAFE,
                  store: ResolutionStore | None = None) -> FileResolution:
     """Offer every hunk of a conflicted path (from ``describe_conflicts``) to the ``rule_set`` ladder."""
-    texts = (conflict.base_text, conflict.ours_text, conflict.theirs_text)
-    if conflict.kind not in TEXT_KINDS or conflict.merged_text is None or None in texts:
+    base = "" if conflict.kind == "add/add" else conflict.base_text  # both sides created the file
+    texts = (base, conflict.ours_text, conflict.theirs_text)
+    if conflict.kind not in TEXT_KINDS:
         return FileResolution(conflict.path, rule_set, reason=f"{conflict.kind} conflict: a person decides")
+    if conflict.merged_text is None or None in texts:
+        return FileResolution(conflict.path, rule_set, reason="no UTF-8 text to resolve: a person decides")
     if marker_collision(texts):
         return FileResolution(conflict.path, rule_set, reason="a side has lines that read as conflict markers")
     return resolve_merged(conflict.merged_text, conflict.path, Sides(*texts), rule_set, store)

