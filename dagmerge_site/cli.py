@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from merges import commands as merge_commands
+
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_REVIEW = 0, 1, 2, 3
-# Each adds a subparser whose defaults set handler=... and needs_database=False.
-COMMANDS_WITHOUT_DATABASE: list = []
-import merges.commands  # noqa: E402, F401, I001  (registers merge-file, merge-driver, replay above)
 FINAL_FOR_RUN = {"done": EXIT_DONE, "failed": EXIT_FAILED, "cancelled": EXIT_FAILED, "awaiting_review": EXIT_REVIEW}
 
 
@@ -67,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=_positive_int, default=2)
     demo.set_defaults(handler=_demo)
 
-    for register in COMMANDS_WITHOUT_DATABASE:
+    for register in merge_commands.COMMANDS:  # git only: no settings, no database
         register(sub)
     return parser
 

@@ -101,18 +101,3 @@ def _replay(args) -> int:
     report = replay(args.repo, args.mode, limit=args.limit, since=args.since, rule_set=args.rules)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.format())
     return CLEAN
-
-
-def _register() -> None:
-    """Add these commands to the ``dagmerge`` parser whose module imports this one.
-
-    dagmerge_site.cli imports this module right after defining COMMANDS_WITHOUT_DATABASE; run as
-    ``python -m dagmerge_site.cli`` that module is ``__main__``, not ``dagmerge_site.cli``.
-    """
-    for name in ("dagmerge_site.cli", "__main__"):
-        commands = getattr(sys.modules.get(name), "COMMANDS_WITHOUT_DATABASE", None)
-        if commands is not None:
-            commands.extend(c for c in COMMANDS if c not in commands)
-
-
-_register()
