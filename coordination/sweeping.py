@@ -27,6 +27,7 @@ def sweep() -> dict[str, int]:
                 else:
                     task.transition("ready", lease_owner="", lease_expires_at=None,
                                     error="its worker stopped renewing the lease; re-queued")
+                task.claims.filter(released_at=None).update(released_at=now)
                 dispatch.submit(Job.RUN_TASK, task.pk)
                 requeued += 1
     stale = now - STALE_AFTER

@@ -16,7 +16,7 @@ def _ready_task(tmp_path):
     dispatcher = RecordingDispatcher()
     dispatch.use(dispatcher)
     repo = source_repo(tmp_path)
-    ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt")}])
+    ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt"), "owned_files": ["a.txt"]}])
     from coordination import flow
 
     flow.advance(ticket.pk)
@@ -55,6 +55,7 @@ def test_sweep_requeues_a_task_whose_worker_died(tmp_path):
 
     task.refresh_from_db()
     assert task.status == "ready" and task.lease_owner == ""
+    assert not task.claims.filter(released_at=None).exists()
     assert ("run_task", task.pk) in dispatcher.jobs
     assert execution.claim(task.pk, "new-worker") is not None
 
