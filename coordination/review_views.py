@@ -21,8 +21,6 @@ from coordination.permissions import can_operate, can_review, reviewer_required,
 from merges import review
 from merges.models import ConflictFile, MergeAttempt
 
-EDIT_MAX_CHARS = 2_000_000
-
 
 @viewer_required
 def review_view(request: HttpRequest, attempt_id: int) -> HttpResponse:
@@ -42,10 +40,7 @@ def file_fragment(request: HttpRequest, attempt_id: int, file_id: int) -> HttpRe
 @require_POST
 def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
-    choice = request.POST.get("choice", "")
-    text = request.POST.get("text") if choice == "edit" else None
-    if text is not None:
-        text = text.replace("\r\n", "\n")[:EDIT_MAX_CHARS]
+    choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
                     lambda: review.decide_hunk(conflict.pk, index, choice, request.user, text=text))
 
@@ -62,12 +57,16 @@ def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -
 @require_POST
 def decide_file(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
-    choice = request.POST.get("choice", "")
-    text = request.POST.get("text") if choice == "edit" else None
-    if text is not None:
-        text = text.replace("\r\n", "\n")[:EDIT_MAX_CHARS]
+    choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"file-{file_id}",
                     lambda: review.decide_file(conflict.pk, choice, request.user, text=text))
+
+
+def _choice(request: HttpRequest) -> tuple[str, str | None]:
+    """The button pressed, and for an edit its text (browsers send CRLF; Django's upload limit bounds it)."""
+    choice = request.POST.get("choice", "")
+    text = request.POST.get("text") if choice == "edit" else None
+    return choice, None if text is None else text.replace("\r\n", "\n")
 
 
 @reviewer_required
