@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -167,8 +168,10 @@ class DaytonaSandbox:
             raise
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
-            on_output: Callable[[str], None] | None = None) -> ProcessResult:
-        """Run ``argv`` in the repository; its output arrives whole, when the command has ended."""
+            on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
+            ) -> ProcessResult:
+        """Run ``argv`` in the repository; its output arrives whole, when the command has ended. Daytona's
+        execute is one blocking call, so ``stop`` cannot cut it short: the timeout bounds it."""
         remote = self._require_remote()
         env = {k: v for k, v in env.items() if k not in HOST_ONLY_ENV}
         started = time.monotonic()

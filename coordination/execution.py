@@ -52,7 +52,7 @@ def run_task(task_id: int) -> None:
     heartbeat = Heartbeat(task_id, owner)
     heartbeat.start()
     try:
-        outcome = execute(task)
+        outcome = execute(task, stop=heartbeat.lost)
         outcome.result["worker"] = owner
     except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
         log.exception("task %s crashed", task_id)
@@ -83,7 +83,7 @@ def claim(task_id: int, owner: str) -> Task | None:
     return task
 
 
-def execute(task: Task) -> Outcome:
+def execute(task: Task, stop: threading.Event | None = None) -> Outcome:
     ticket = task.ticket
     sandbox = make_sandbox(task)
     try:
@@ -92,7 +92,7 @@ def execute(task: Task) -> Outcome:
                                                                      default=str).encode())
         env = task_environment(task, sandbox, context_path)
         with LogStreamer(task.pk) as streamer:
-            process, spend = run_executor(task, sandbox, env, streamer.append)
+            process, spend = run_executor(task, sandbox, env, streamer.append, stop)
         head = sandbox.commit_all(f"{task.key}: {task.title}\n\ndagmerge ticket {ticket.pk}, task {task.pk}\n")
         result = {
             "exit_code": process.exit_code,
@@ -133,7 +133,8 @@ def make_sandbox(task: Task) -> Sandbox:
     return LocalWorktreeSandbox(clone, workspace.worktrees_root() / name, lock)
 
 
-def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output) -> tuple[ProcessResult, dict]:
+def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
+                 stop: threading.Event | None = None) -> tuple[ProcessResult, dict]:
     """Run the task's executor; returns the process result and what it spent on the LLM."""
     timeout = task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT
     if task.executor == "claude":
@@ -149,7 +150,7 @@ def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output) -
         return ProcessResult(2, f"cannot parse command: {exc}\n", False, 0.0), {}
     if not argv:
         return ProcessResult(2, "empty command\n", False, 0.0), {}
-    return sandbox.run(argv, env, timeout, on_output), {}
+    return sandbox.run(argv, env, timeout, on_output, stop=stop), {}
 
 
 def task_context(task: Task) -> dict[str, Any]:
@@ -181,6 +182,8 @@ def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[st
 
 
 def _process_error(task: Task, process: ProcessResult) -> str:
+    if process.stopped:
+        return "stopped: the task was cancelled or another run took it over"
     if process.timed_out:
         return f"timed out after {task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT} s"
     if process.exit_code:
@@ -223,14 +226,18 @@ class Heartbeat(threading.Thread):
         super().__init__(daemon=True, name=f"heartbeat-{task_id}")
         self.task_id, self.owner = task_id, owner
         self._stop_event = threading.Event()
+        self.lost = threading.Event()  # set when the task was cancelled or another run holds it now
 
     def run(self) -> None:
         interval = settings.DAGMERGE_LEASE_SECONDS / 3
         try:
             while not self._stop_event.wait(interval):
                 until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
-                if not Task.objects.filter(pk=self.task_id, lease_owner=self.owner).update(lease_expires_at=until):
-                    log.warning("task %s: lease lost", self.task_id)
+                renewed = Task.objects.filter(pk=self.task_id, lease_owner=self.owner, status="running").update(
+                    lease_expires_at=until)
+                if not renewed:
+                    log.warning("task %s: lease lost, stopping its command", self.task_id)
+                    self.lost.set()
                     return
         finally:
             connection.close()

@@ -141,8 +141,8 @@ def cancel_ticket(ticket_id: int, user) -> CancelPreview:
 
     Holds the ticket's merge lease while it does, so no merge is half-way: a merge that is running is
     waited for (briefly), and joins that have not merged are failed so none starts afterwards. A task
-    command already running is not killed: it runs to its end and its outcome is dropped (its lease
-    finds the task cancelled).
+    command already running is stopped by its run's heartbeat (within a third of the lease) and its
+    outcome dropped.
     """
     try:
         with ticket_merge_lease(ticket_id, wait_seconds=CANCEL_LEASE_WAIT_SECONDS):

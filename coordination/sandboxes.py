@@ -25,10 +25,11 @@ OUTPUT_TAIL_BYTES = 64 * 1024
 
 @dataclass
 class ProcessResult:
-    exit_code: int | None  # None: killed at the timeout
+    exit_code: int | None  # None: killed at the timeout, or stopped
     output_tail: str
     timed_out: bool
     duration_s: float
+    stopped: bool = False  # killed because the run lost its task (cancelled, or taken over)
 
 
 class Sandbox(Protocol):
@@ -42,7 +43,8 @@ class Sandbox(Protocol):
     def read_file(self, name: str) -> bytes | None: ...
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
-            on_output: Callable[[str], None] | None = None) -> ProcessResult: ...
+            on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
+            ) -> ProcessResult: ...
 
     def commit_all(self, message: str) -> str: ...
 
@@ -82,8 +84,9 @@ class LocalWorktreeSandbox:
         return path.read_bytes() if path.exists() else None
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
-            on_output: Callable[[str], None] | None = None) -> ProcessResult:
-        return run_process(argv, cwd=self.workdir, env=env, timeout=timeout, on_output=on_output)
+            on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
+            ) -> ProcessResult:
+        return run_process(argv, cwd=self.workdir, env=env, timeout=timeout, on_output=on_output, stop=stop)
 
     def commit_all(self, message: str) -> str:
         self.git.run("add", "-A")
@@ -109,8 +112,10 @@ class LocalWorktreeSandbox:
 
 
 def run_process(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float,
-                on_output: Callable[[str], None] | None = None) -> ProcessResult:
-    """Run ``argv`` (no shell) in its own process group, killing the whole group at the timeout.
+                on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
+                ) -> ProcessResult:
+    """Run ``argv`` (no shell) in its own process group, killing the whole group at the timeout or as
+    soon as ``stop`` is set.
 
     Output (stdout and stderr together) is passed on in chunks as it comes; the tail is kept.
     """
@@ -132,18 +137,28 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout:
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+    deadline = started + timeout
+    timed_out = stopped = False
+    while proc.poll() is None:
+        if stop is not None and stop.is_set():
+            stopped = True
+        elif time.monotonic() >= deadline:
+            timed_out = True
+        else:
+            try:
+                proc.wait(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+            except subprocess.TimeoutExpired:
+                pass
+            continue
         _kill_group(proc)
+        break
     reader.join(timeout=5)
     return ProcessResult(
-        exit_code=None if timed_out else proc.returncode,
+        exit_code=None if timed_out or stopped else proc.returncode,
         output_tail=tail.decode(errors="replace"),
         timed_out=timed_out,
         duration_s=time.monotonic() - started,
+        stopped=stopped,
     )
 
 

@@ -66,3 +66,30 @@ def test_sweep_leaves_a_live_lease_alone(tmp_path):
     assert sweeping.sweep()["requeued"] == 0
     task.refresh_from_db()
     assert task.lease_owner == "busy-worker"
+
+
+def test_cancelling_a_ticket_stops_a_running_command(tmp_path, settings):
+    import time
+
+    from coordination.driving import drive
+    from coordination.operations import cancel_ticket
+    from tests import factories
+
+    settings.DAGMERGE_LEASE_SECONDS = 1.5  # the heartbeat looks every half second
+    pool = dispatch.ThreadDispatcher(2)
+    dispatch.use(pool)
+    repo = source_repo(tmp_path)
+    ticket = submit(repo, [{"key": "A", "command": sh("echo started; sleep 60")}])
+    deadline = time.monotonic() + 30
+    while not Task.objects.filter(ticket=ticket, key="A", log__contains="started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    cancelled_at = time.monotonic()
+    cancel_ticket(ticket.pk, factories.alice())
+
+    assert pool.wait_idle(timeout=20), "the run did not end"
+    assert time.monotonic() - cancelled_at < 10  # not the 60 s of the command
+    task = Task.objects.get(ticket=ticket, key="A")
+    assert task.status == "cancelled" and task.head_sha == ""
+    assert drive(ticket.pk, pool, timeout=5) == "cancelled"
