@@ -230,17 +230,14 @@ class Git:
         pos = 0
         for _ in specs:
             nl = out.index(b"\n", pos)
-            header = out[pos:nl].split()
+            header = out[pos:nl]
             pos = nl + 1
-            if len(header) == 3 and header[1] == b"blob":
-                size = int(header[2])
-                blobs.append(out[pos : pos + size])
-                pos += size + 1
-            elif len(header) == 3:  # a tree or commit: skip its body
-                pos += int(header[2]) + 1
+            if header.endswith((b" missing", b" ambiguous")):  # "<spec> missing": a spec may hold spaces
                 blobs.append(None)
-            else:  # "<spec> missing"
-                blobs.append(None)
+                continue
+            _oid, kind, size = header.split()  # found: "<oid> <type> <size>"
+            blobs.append(out[pos : pos + int(size)] if kind == b"blob" else None)  # a tree or commit: skipped
+            pos += int(size) + 1
         return blobs
 
     def changed_paths_many(self, pairs: Sequence[tuple[str, str]]) -> list[frozenset[str]]:

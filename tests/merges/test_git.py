@@ -79,3 +79,11 @@ def test_rev_parse_of_a_missing_ref_is_none(tmp_path):
     repo.commit({"a.txt": "a\n"})
     assert repo.git.rev_parse("refs/heads/nope") is None
     assert not Git.outside_repository().check_ref_format("refs/heads/bad..name")
+
+
+def test_read_blobs_tells_missing_paths_with_spaces_from_found_objects(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    head = repo.commit({"Validate Syntax.txt": "found\n", "dir/a b c.txt": "abc\n"})
+    assert repo.git.read_blobs([f"{head}:Validate Syntax.txt", f"{head}:Gone Away.txt", f"{head}:dir",
+                                f"{head}:dir/a b c.txt", f"{head}:x y z missing"]) == [
+        b"found\n", None, None, b"abc\n", None]
