@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project is not installed
 
-from merges.replay import MODES, replay  # noqa: E402
+from merges.engine.replay import MODES, replay  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from coordination import api
+from coordination.web import api
 
 app_name = "api"
 

@@ -7,8 +7,8 @@ class CoordinationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from coordination import joins  # noqa: F401  (registers the join signal)
-        from coordination.permissions import ensure_groups
+        from coordination.domain import joins  # noqa: F401  (registers the join signal)
+        from coordination.web.permissions import ensure_groups
 
         # The viewers and reviewers groups, after every migrate and every test flush: no data migration.
         post_migrate.connect(ensure_groups, sender=self, dispatch_uid="dagmerge-ensure-groups")

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from coordination import live, states
+from coordination.domain import states
+from coordination.web import live
 
 
 class Repository(models.Model):

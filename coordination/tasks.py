@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from coordination import execution, flow, sweeping
-from coordination.dispatch import Job
+from coordination.jobs import sweeping
+from coordination.jobs.dispatch import Job
+from coordination.running import execution
+from coordination.scheduling import flow
 
 OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from coordination import review_views, views
+from coordination.review import views as review_views
+from coordination.web import views
 
 app_name = "coordination"
 

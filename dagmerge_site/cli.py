@@ -79,8 +79,8 @@ def _positive_int(text: str) -> int:
 
 
 def _load(path: str):
-    from coordination.spec import load_spec_file
-    from coordination.tickets import submit_ticket
+    from coordination.domain.spec import load_spec_file
+    from coordination.scheduling.tickets import submit_ticket
 
     return submit_ticket(load_spec_file(path))
 
@@ -93,8 +93,8 @@ def _print_overlap_warnings(ticket, stream) -> None:
 
 
 def _submit(args) -> int:
-    from coordination.reports import ticket_report
-    from coordination.spec import SpecError
+    from coordination.domain.reports import ticket_report
+    from coordination.domain.spec import SpecError
 
     try:
         ticket = _load(args.spec)
@@ -110,10 +110,10 @@ def _submit(args) -> int:
 
 
 def _run(args) -> int:
-    from coordination import dispatch
-    from coordination.driving import Stuck, drive
-    from coordination.reports import ticket_report
-    from coordination.spec import SpecError
+    from coordination.domain.reports import ticket_report
+    from coordination.domain.spec import SpecError
+    from coordination.jobs import dispatch
+    from coordination.jobs.driving import Stuck, drive
 
     pool = dispatch.ThreadDispatcher(args.concurrency)
     dispatch.use(pool)
@@ -161,8 +161,8 @@ def _progress_line(event) -> str | None:
 
 
 def _status(args) -> int:
+    from coordination.domain.reports import ticket_report
     from coordination.models import Ticket
-    from coordination.reports import ticket_report
 
     try:
         ticket = Ticket.objects.get(pk=args.ticket)
@@ -184,7 +184,7 @@ def _status(args) -> int:
 
 
 def _rollback(args) -> int:
-    from coordination.flow import rollback_attempt
+    from coordination.scheduling.flow import rollback_attempt
     from merges.models import MergeAttempt
     from merges.recovery import CannotRollBack
 
@@ -203,7 +203,7 @@ def _rollback(args) -> int:
 def _demo(args) -> int:
     from django.conf import settings
 
-    from coordination.demo import ensure_admin, make_demo_tickets
+    from coordination.web.demo import ensure_admin, make_demo_tickets
 
     password = secrets.token_urlsafe(12)
     ensure_admin("admin", password)

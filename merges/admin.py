@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from coordination.admin import ReadOnly
-from coordination.permissions import can_review
+from coordination.web.permissions import can_review
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 
 
@@ -40,7 +40,7 @@ class MergeAttemptAdmin(ReadOnly, admin.ModelAdmin):
     @admin.action(description="Roll back: the ticket branch to the attempt's recovery point (CAS)",
                   permissions=["roll_back"])
     def roll_back(self, request, queryset) -> None:
-        from coordination.flow import rollback_attempt
+        from coordination.scheduling.flow import rollback_attempt
         from merges.recovery import CannotRollBack
 
         for attempt in queryset.order_by("-pk"):  # latest first: earlier ones need the later undone

@@ -10,14 +10,14 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from merges.conflicts import describe_conflicts
-from merges.convergence import Source, converge
-from merges.git import Git, GitError, RefMoved
-from merges.llm import SideIntent
+from merges.engine.conflicts import describe_conflicts
+from merges.engine.convergence import Source, converge
+from merges.engine.git import Git, GitError, RefMoved
+from merges.engine.llm import SideIntent
+from merges.engine.settling import LadderPolicy, Settlement, settle
+from merges.engine.verify import VerifyCommand, verify_tree
 from merges.models import ConflictFile, MergeAttempt
 from merges.recovery import keep_recovery_point
-from merges.settling import LadderPolicy, Settlement, settle
-from merges.verify import VerifyCommand, verify_tree
 
 
 @dataclass

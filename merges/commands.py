@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from merges.conflicts import MARKER_SIZE
-from merges.mergefile import MergedFile, merge_bytes
-from merges.replay import MODES, replay
-from merges.resolvers import COMPLEMENTARY, HISTORY_SAFE, RULE_SETS, RecordedResolutions
+from merges.engine.conflicts import MARKER_SIZE
+from merges.engine.mergefile import MergedFile, merge_bytes
+from merges.engine.replay import MODES, replay
+from merges.engine.resolvers import COMPLEMENTARY, HISTORY_SAFE, RULE_SETS, RecordedResolutions
 
 CLEAN, CONFLICTS_LEFT, USAGE = 0, 1, 2
 

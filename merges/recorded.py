@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from merges.conflicts import Hunk
+from merges.engine.conflicts import Hunk
+from merges.engine.resolvers import conflict_key
 from merges.models import MergeAttempt, RecordedResolution
-from merges.resolvers import conflict_key
 
 
 class DatabaseResolutions:
-    """The resolver store for one repository (see ``merges.resolvers.recorded``)."""
+    """The resolver store for one repository (see ``merges.engine.resolvers.recorded``)."""
 
     def __init__(self, repository_id: int):
         self.repository_id = repository_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from merges.git import Git, RefMoved
+from merges.engine.git import Git, RefMoved
 from merges.models import MergeAttempt
 
 

@@ -15,12 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from merges.attempts import MergePlan, continue_attempt
-from merges.conflicts import TEXT_KINDS, ConflictDetail, Hunk
-from merges.git import Git, MergeTreeResult
+from merges.engine.conflicts import TEXT_KINDS, ConflictDetail, Hunk
+from merges.engine.git import Git, MergeTreeResult
+from merges.engine.settling import LadderPolicy, settle
+from merges.engine.validation import validate_text
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 from merges.recorded import remember_decisions
-from merges.settling import LadderPolicy, settle
-from merges.validation import validate_text
 
 HUNK_CHOICES = ("ours", "theirs", "both_ours_first", "both_theirs_first", "proposal", "edit")
 FILE_CHOICES = ("ours", "theirs", "delete", "keep", "proposal", "edit")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordination import dispatch
+from coordination.jobs import dispatch
 from tests.scenarios import RecordingDispatcher
 
 

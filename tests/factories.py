@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from django.contrib.auth.models import AnonymousUser, Group, User
 
 from coordination.models import Join, Repository, Task, Ticket
-from coordination.permissions import REVIEWERS, VIEWERS, ensure_groups
+from coordination.web.permissions import REVIEWERS, VIEWERS, ensure_groups
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PASSWORD = "correct horse battery"  # see with_password

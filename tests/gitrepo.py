@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from merges.git import Git, init_repository
+from merges.engine.git import Git, init_repository
 
 
 class Repo:

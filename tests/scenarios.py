@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coordination import dispatch
-from coordination.driving import drive
+from coordination.domain.spec import validate_spec
+from coordination.jobs import dispatch
+from coordination.jobs.driving import drive
 from coordination.models import Ticket
-from coordination.spec import validate_spec
-from coordination.tickets import submit_ticket
+from coordination.scheduling.tickets import submit_ticket
 from tests.gitrepo import Repo
 
 

@@ -14,9 +14,9 @@ import urllib.request
 
 import pytest
 
-from coordination import dispatch
-from coordination.demo import make_demo_tickets
-from coordination.driving import drive
+from coordination.jobs import dispatch
+from coordination.jobs.driving import drive
+from coordination.web.demo import make_demo_tickets
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from coordination import merge_pages, permissions
+from coordination.web import merge_pages, permissions
 
 register = template.Library()
 

@@ -30,7 +30,7 @@ from django.db import connections  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
 
-from coordination import dispatch  # noqa: E402
+from coordination.jobs import dispatch  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.fakes import fake_claude  # noqa: E402
 

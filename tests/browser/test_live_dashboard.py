@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from coordination.driving import drive
+from coordination.jobs.driving import drive
 from coordination.models import Task
 from tests import factories
 from tests.browser.conftest import BrowserTestCase

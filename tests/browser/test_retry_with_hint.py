@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from coordination.driving import drive
+from coordination.jobs.driving import drive
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 from tests import factories
 from tests.browser.conftest import BrowserTestCase

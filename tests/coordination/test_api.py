@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from coordination import dispatch
-from coordination.driving import drive
+from coordination.domain.tokens import ticket_token
+from coordination.jobs import dispatch
+from coordination.jobs.driving import drive
 from coordination.models import Join, Task, Ticket
-from coordination.tokens import ticket_token
 from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from coordination.domain.spec import SpecError
 from coordination.models import Event, OwnershipClaim
-from coordination.spec import SpecError
 from tests.scenarios import run_ticket, sh, source_repo, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,8 +71,8 @@ def test_a_bad_glob_is_a_spec_error(tmp_path):
 
 
 def test_the_ticket_page_says_on_which_task_a_waiting_task_waits(tmp_path, client):
-    from coordination import flow
     from coordination.models import Task
+    from coordination.scheduling import flow
     from tests import factories
 
     repo = source_repo(tmp_path, {"auth.py": "x\n"})

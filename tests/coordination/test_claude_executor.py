@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from coordination.claude_executor import NO_API_KEY, run_claude_task
-from merges.llm import BUDGET_EXHAUSTED, Budget, LLMSettings
+from coordination.running.claude_executor import NO_API_KEY, run_claude_task
+from merges.engine.llm import BUDGET_EXHAUSTED, Budget, LLMSettings
 from tests.fakes.fake_claude import install, recorded_calls
 
 API_KEY = "sk-ant-test-not-a-real-key-0123456789"

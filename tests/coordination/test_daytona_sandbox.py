@@ -9,8 +9,8 @@ import pytest
 from daytona import DaytonaError
 from django.core.exceptions import ImproperlyConfigured
 
-from coordination.daytona_sandbox import DaytonaSandbox, DaytonaSettings, SandboxError, settings_from_env
-from merges.git import Git, RefMoved
+from coordination.running.sandboxes.daytona import DaytonaSandbox, DaytonaSettings, SandboxError, settings_from_env
+from merges.engine.git import Git, RefMoved
 from tests.coordination.fake_daytona import FakeDaytona
 from tests.gitrepo import Repo
 

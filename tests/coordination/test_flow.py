@@ -135,8 +135,9 @@ def test_bad_result_file_fails_the_task_with_a_clear_message(tmp_path):
 
 
 def test_ticket_ref_moved_underneath_the_engine_fails_loudly_and_is_not_overwritten(tmp_path):
-    from coordination import dispatch, workspace
-    from coordination.driving import drive
+    from coordination.jobs import dispatch
+    from coordination.jobs.driving import drive
+    from coordination.running import workspace
     from tests.scenarios import submit
 
     repo = source_repo(tmp_path)

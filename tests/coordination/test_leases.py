@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from coordination import dispatch, execution, sweeping
+from coordination.jobs import dispatch, sweeping
 from coordination.models import Task
+from coordination.running import execution
 from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +18,7 @@ def _ready_task(tmp_path):
     dispatch.use(dispatcher)
     repo = source_repo(tmp_path)
     ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt"), "owned_files": ["a.txt"]}])
-    from coordination import flow
+    from coordination.scheduling import flow
 
     flow.advance(ticket.pk)
     task = Task.objects.get(ticket=ticket)
@@ -71,8 +72,8 @@ def test_sweep_leaves_a_live_lease_alone(tmp_path):
 def test_cancelling_a_ticket_stops_a_running_command(tmp_path, settings):
     import time
 
-    from coordination.driving import drive
-    from coordination.operations import cancel_ticket
+    from coordination.jobs.driving import drive
+    from coordination.scheduling.operations import cancel_ticket
     from tests import factories
 
     settings.DAGMERGE_LEASE_SECONDS = 1.5  # the heartbeat looks every half second

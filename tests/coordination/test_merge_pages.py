@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from coordination.models import Event, Task
-from coordination.permissions import REVIEWERS, VIEWERS, can_operate, can_review, can_view, ensure_groups
+from coordination.web.permissions import REVIEWERS, VIEWERS, can_operate, can_review, can_view, ensure_groups
 from merges.models import ConflictFile, MergeAttempt
 from tests import factories
 

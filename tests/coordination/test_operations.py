@@ -7,8 +7,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from coordination import dispatch, operations
+from coordination.jobs import dispatch
 from coordination.models import Event, Task, Ticket
+from coordination.scheduling import operations
 from tests import factories
 
 pytestmark = pytest.mark.django_db

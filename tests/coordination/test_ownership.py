@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from coordination.ownership import (
+from coordination.domain.ownership import (
     BadPattern,
     Overlap,
     PredictedOverlap,

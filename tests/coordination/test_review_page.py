@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from merges import review
-from merges.conflicts import parse_hunks
+from merges.engine.conflicts import parse_hunks
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 from tests import factories
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordination.spec import SpecError, check_dag, parse_spec, validate_spec
+from coordination.domain.spec import SpecError, check_dag, parse_spec, validate_spec
 
 
 def _spec(**overrides):

@@ -11,7 +11,7 @@ import time
 import pytest
 from django.db import connection
 
-from coordination import dispatch
+from coordination.jobs import dispatch
 from coordination.models import Ticket
 from dagmerge_site.celery import app as celery_app
 from tests.scenarios import sh, source_repo, submit

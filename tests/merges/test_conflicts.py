@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from merges.conflicts import describe_conflicts, parse_hunks
+from merges.engine.conflicts import describe_conflicts, parse_hunks
 from tests.gitrepo import Repo, numbered_lines, replace_line
 
 

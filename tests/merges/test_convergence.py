@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from merges.convergence import Source, converge
+from merges.engine.convergence import Source, converge
 from tests.gitrepo import Repo, numbered_lines, replace_line
 
 BASE = numbered_lines(40)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from merges.git import Git, RefMoved
+from merges.engine.git import Git, RefMoved
 from tests.gitrepo import Repo
 
 

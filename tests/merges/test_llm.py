@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from merges.llm import (
+from merges.engine.llm import (
     BUDGET_EXHAUSTED,
     NO_API_KEY,
     Budget,

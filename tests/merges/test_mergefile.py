@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from merges.conflicts import parse_hunks
-from merges.resolvers import RecordedResolutions, conflict_key
+from merges.engine.conflicts import parse_hunks
+from merges.engine.resolvers import RecordedResolutions, conflict_key
 from tests.gitrepo import Repo
 
 DAGMERGE = str(Path(sys.executable).with_name("dagmerge"))  # the console script, as users call it

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from coordination import workspace
-from coordination.flow import rollback_attempt
+from coordination.running import workspace
+from coordination.scheduling.flow import rollback_attempt
 from merges.models import MergeAttempt
 from merges.recovery import CannotRollBack
 from tests.scenarios import run_ticket, sh, source_repo

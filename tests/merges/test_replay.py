@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from merges.replay import replay, transplant
+from merges.engine.replay import replay, transplant
 from tests.gitrepo import Repo
 
 NUMBERED = "".join(f"value_{i} = {i}\n" for i in range(1, 21))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from merges.conflicts import ConflictDetail, describe_conflicts, parse_hunks
-from merges.mergefile import merge_bytes
-from merges.resolvers import (
+from merges.engine.conflicts import ConflictDetail, describe_conflicts, parse_hunks
+from merges.engine.mergefile import merge_bytes
+from merges.engine.resolvers import (
     COMPLEMENTARY,
     HISTORY_SAFE,
     FileResolution,

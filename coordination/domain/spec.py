@@ -1,0 +1,249 @@
+"""Ticket specs (YAML or JSON): parsed and checked before anything is written.
+
+Each error is one line that names the culprit, so a script or a person can fix the spec at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coordination.domain.ownership import BadPattern, validate_pattern
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+REVIEW_POLICIES = ("threshold", "always", "never")
+EXECUTORS = ("shell", "claude")
+TICKET_KEYS = {"title", "repository", "base_branch", "conflict_threshold", "review_policy", "verify_command",
+               "llm_max_invocations", "llm_max_usd", "serialize_overlaps", "sandbox", "tasks"}
+SANDBOXES = ("local", "daytona")
+TASK_KEYS = {"key", "title", "command", "instructions", "executor", "depends_on", "owned_files",
+             "timeout_seconds", "join_strategy"}
+JOIN_STRATEGY = re.compile(r"^(all|success_only|quorum:[1-9][0-9]*)$")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be accepted; the message is one line naming what is wrong."""
+
+
+@dataclass
+class TaskSpec:
+    key: str
+    title: str
+    command: str = ""
+    instructions: str = ""
+    executor: str = "shell"
+    depends_on: list[str] = field(default_factory=list)
+    owned_files: list[str] = field(default_factory=list)
+    timeout_seconds: int | None = None
+    join_strategy: str = "all"
+
+
+@dataclass
+class TicketSpec:
+    title: str
+    repository: str
+    base_branch: str
+    tasks: list[TaskSpec]
+    conflict_threshold: int = 10
+    review_policy: str = "threshold"
+    verify_command: str = ""
+    llm_max_invocations: int = 20
+    llm_max_usd: float = 5.0
+    serialize_overlaps: bool = False
+    sandbox: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def load_spec_file(path: str | Path) -> TicketSpec:
+    """Read a spec file; a relative ``repository`` is taken relative to the spec's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {path}: {exc.strerror}") from exc
+    spec = parse_spec(text, source=str(path))
+    repo = Path(spec.repository).expanduser()
+    if not repo.is_absolute() and "://" not in spec.repository:
+        spec.repository = str((path.parent / repo).resolve())
+    return spec
+
+
+def parse_spec(text: str, source: str = "spec") -> TicketSpec:
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(f"{source} is not valid YAML/JSON: {first_line}") from exc
+    return validate_spec(data)
+
+
+def validate_spec(data: Any) -> TicketSpec:
+    if not isinstance(data, dict):
+        raise SpecError("spec must be a mapping with title, repository, base_branch and tasks")
+    unknown = sorted(set(data) - TICKET_KEYS)
+    if unknown:
+        raise SpecError(f"unknown spec key(s): {', '.join(unknown)}")
+    for required in ("title", "repository", "tasks"):
+        if not data.get(required):
+            raise SpecError(f"spec is missing '{required}'")
+    if not isinstance(data["tasks"], list):
+        raise SpecError("'tasks' must be a list")
+    review_policy = data.get("review_policy", "threshold")
+    if review_policy not in REVIEW_POLICIES:
+        raise SpecError(f"review_policy '{review_policy}' is not one of {', '.join(REVIEW_POLICIES)}")
+    sandbox = data.get("sandbox", "")
+    if sandbox and sandbox not in SANDBOXES:
+        raise SpecError(f"sandbox '{sandbox}' is not one of {', '.join(SANDBOXES)}")
+    tasks = [parse_task(raw, f"tasks[{index}]") for index, raw in enumerate(data["tasks"])]
+    check_unique_keys([t.key for t in tasks])
+    check_dag({t.key: t.depends_on for t in tasks})
+    return TicketSpec(
+        title=_string(data["title"], "title"),
+        repository=_string(data["repository"], "repository"),
+        base_branch=_string(data.get("base_branch") or "main", "base_branch"),
+        tasks=tasks,
+        conflict_threshold=_non_negative_int(data.get("conflict_threshold", 10), "conflict_threshold"),
+        review_policy=review_policy,
+        verify_command=_string(data.get("verify_command", ""), "verify_command", allow_empty=True),
+        llm_max_invocations=_non_negative_int(data.get("llm_max_invocations", 20), "llm_max_invocations"),
+        llm_max_usd=_non_negative_number(data.get("llm_max_usd", 5.0), "llm_max_usd"),
+        serialize_overlaps=_bool(data.get("serialize_overlaps", False), "serialize_overlaps"),
+        sandbox=sandbox,
+        raw=data,
+    )
+
+
+def parse_task(raw: Any, where: str = "task") -> TaskSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where} must be a mapping")
+    key = raw.get("key")
+    if not isinstance(key, str) or not KEY_PATTERN.match(key) or ".." in key or key.endswith((".", ".lock")):
+        raise SpecError(f"{where}: key {key!r} must be 1-100 letters, digits, '.', '_' or '-' (a git branch part)")
+    where = f"task {key}"
+    unknown = sorted(set(raw) - TASK_KEYS)
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s): {', '.join(unknown)}")
+    executor = raw.get("executor", "shell")
+    if executor not in EXECUTORS:
+        raise SpecError(f"{where}: executor '{executor}' is not one of {', '.join(EXECUTORS)}")
+    command = _string(raw.get("command", ""), f"{where}: command", allow_empty=True)
+    instructions = _string(raw.get("instructions", ""), f"{where}: instructions", allow_empty=True)
+    if executor == "shell" and not command:
+        raise SpecError(f"{where}: a shell task needs a 'command'")
+    if executor == "claude" and not instructions:
+        raise SpecError(f"{where}: a claude task needs 'instructions'")
+    depends_on = _string_list(raw.get("depends_on", []), f"{where}: depends_on")
+    if len(set(depends_on)) != len(depends_on):
+        raise SpecError(f"{where}: depends_on lists a task twice")
+    timeout = raw.get("timeout_seconds")
+    strategy = raw.get("join_strategy", "all")
+    if not isinstance(strategy, str) or not JOIN_STRATEGY.match(strategy):
+        raise SpecError(f"{where}: join_strategy {strategy!r} must be all, success_only or quorum:N")
+    if strategy.startswith("quorum:") and int(strategy[7:]) > len(depends_on):
+        raise SpecError(f"{where}: join_strategy {strategy} needs more sources than its {len(depends_on)} parents")
+    return TaskSpec(
+        key=key,
+        title=_string(raw.get("title") or key, f"{where}: title"),
+        command=command,
+        instructions=instructions,
+        executor=executor,
+        depends_on=depends_on,
+        owned_files=_patterns(raw.get("owned_files", []), f"{where}: owned_files"),
+        timeout_seconds=None if timeout is None else _positive_int(timeout, f"{where}: timeout_seconds"),
+        join_strategy=strategy,
+    )
+
+
+def check_dag(edges: dict[str, list[str]]) -> list[str]:
+    """Raise SpecError on a duplicate key, an unknown dependency or a cycle; return a topological order."""
+    for key, deps in edges.items():
+        for dep in deps:
+            if dep not in edges:
+                raise SpecError(f"task {key} depends on unknown task '{dep}'")
+            if dep == key:
+                raise SpecError(f"task {key} depends on itself")
+    order: list[str] = []
+    state: dict[str, str] = {}  # "visiting" | "done"
+    for start in edges:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = []
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = "visiting"
+                path.append(node)
+            deps = edges[node]
+            if i < len(deps):
+                stack.append((node, i + 1))
+                dep = deps[i]
+                if state.get(dep) == "visiting":
+                    cycle = path[path.index(dep):] + [dep]
+                    raise SpecError(f"dependency cycle: {' -> '.join(cycle)}")
+                if not state.get(dep):
+                    stack.append((dep, 0))
+            else:
+                state[node] = "done"
+                path.pop()
+                order.append(node)
+    return order
+
+
+def check_unique_keys(keys: list[str]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise SpecError(f"duplicate task key '{key}'")
+        seen.add(key)
+
+
+def _string(value: Any, what: str, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise SpecError(f"{what} must be a {'string' if allow_empty else 'non-empty string'}")
+    return value
+
+
+def _string_list(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(f"{what} must be a list of non-empty strings")
+    return list(value)
+
+
+def _patterns(value: Any, what: str) -> list[str]:
+    patterns = _string_list(value, what)
+    for pattern in patterns:
+        try:
+            validate_pattern(pattern)
+        except BadPattern as exc:
+            raise SpecError(f"{what}: {exc}") from None
+    return patterns
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{what} must be true or false, not {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"{what} must be a whole number ≥ 0, not {value!r}")
+    return value
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if _non_negative_int(value, what) == 0:
+        raise SpecError(f"{what} must be ≥ 1")
+    return value
+
+
+def _non_negative_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SpecError(f"{what} must be a number ≥ 0, not {value!r}")
+    return float(value)

@@ -1,0 +1,161 @@
+"""The review page and its actions. Viewers read it; reviewers decide, approve, retry with a hint, drop.
+
+Decisions are taken by ``merges.review`` (it records who, when and the diff); approving, retrying and
+dropping go through ``coordination.review.actions``, which releases the continuation the way an automatic merge
+does. The gate is the server's: approving with anything undecided or markers left answers 409 with the
+reasons, whatever the page sent. With htmx a decision swaps its file's section and the summary; without,
+each form posts and is redirected back to the hunk it changed.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from coordination.review import actions as review_actions
+from coordination.review import page as review_page
+from coordination.web.permissions import can_operate, can_review, reviewer_required, viewer_required
+from merges import review
+from merges.models import ConflictFile, MergeAttempt
+
+
+@viewer_required
+def review_view(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    context = review_page.page(attempt_id)
+    return render(request, "coordination/review.html", {
+        **context, "can_review": can_review(request.user), "can_operate": can_operate(request.user),
+        "staff": request.user.is_staff})
+
+
+@viewer_required
+def file_fragment(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
+    attempt, conflict = _file(attempt_id, file_id)
+    return HttpResponse(review_page.render_file(request, attempt, conflict, can_review(request.user)))
+
+
+@reviewer_required
+@require_POST
+def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+    attempt, conflict = _file(attempt_id, file_id)
+    choice, text = _choice(request)
+    return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
+                    lambda: review.decide_hunk(conflict.pk, index, choice, request.user, text=text))
+
+
+@reviewer_required
+@require_POST
+def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+    attempt, conflict = _file(attempt_id, file_id)
+    return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
+                    lambda: review.undo_hunk(conflict.pk, index, request.user))
+
+
+@reviewer_required
+@require_POST
+def decide_file(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
+    attempt, conflict = _file(attempt_id, file_id)
+    choice, text = _choice(request)
+    return _decided(request, attempt, conflict, f"file-{file_id}",
+                    lambda: review.decide_file(conflict.pk, choice, request.user, text=text))
+
+
+def _choice(request: HttpRequest) -> tuple[str, str | None]:
+    """The button pressed, and for an edit its text (browsers send CRLF; Django's upload limit bounds it)."""
+    choice = request.POST.get("choice", "")
+    text = request.POST.get("text") if choice == "edit" else None
+    return choice, None if text is None else text.replace("\r\n", "\n")
+
+
+@reviewer_required
+@require_POST
+def approve(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
+    try:
+        attempt = review_actions.approve(attempt.pk, request.user)
+    except review.GateClosed as exc:
+        return _refused(request, attempt, exc.problems)
+    except review.ReviewError as exc:
+        return _refused(request, attempt, [str(exc)])
+    return _outcome(request, attempt, "approved")
+
+
+@reviewer_required
+@require_POST
+def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
+    hint = request.POST.get("hint", "").strip()
+    if not hint:
+        return _refused(request, attempt, ["a retry needs a hint: say what the agent got wrong"], status=422)
+    try:
+        attempt = review_actions.retry_with_hint(attempt.pk, hint, request.user)
+    except review.ReviewError as exc:
+        return _refused(request, attempt, [str(exc)])
+    messages.info(request, f"The agent was asked again with your hint: {attempt.review_reason}")
+    return _back(request, reverse("coordination:review", args=[attempt.pk]))
+
+
+@reviewer_required
+@require_POST
+def drop_source(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
+    source = request.POST.get("source", "")
+    try:
+        attempt = review_actions.drop_source(attempt.pk, source, request.user)
+    except review.ReviewError as exc:
+        return _refused(request, attempt, [str(exc)])
+    return _outcome(request, attempt, f"dropped {source}")
+
+
+def _file(attempt_id: int, file_id: int) -> tuple[MergeAttempt, ConflictFile]:
+    conflict = get_object_or_404(ConflictFile.objects.select_related("attempt"), pk=file_id, attempt_id=attempt_id)
+    return conflict.attempt, conflict
+
+
+def _decided(request: HttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
+             ) -> HttpResponse:
+    status = 200
+    try:
+        decide()
+    except review.ReviewError as exc:
+        if not request.htmx:
+            messages.error(request, str(exc))
+        status = 409
+    if not request.htmx:
+        return HttpResponseRedirect(reverse("coordination:review", args=[attempt.pk]) + f"#{anchor}")
+    return HttpResponse(review_page.render_file(request, attempt, conflict, can_review=True), status=status)
+
+
+def _refused(request: HttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
+    """The gate (or a stale page) said no: the summary with the reasons, or the page with a message."""
+    if not request.htmx:
+        for problem in problems:
+            messages.error(request, problem)
+        return HttpResponseRedirect(reverse("coordination:review", args=[attempt.pk]))
+    context = review_page.page(attempt.pk)
+    summary = context["summary"]
+    summary.problems = problems
+    return render(request, "coordination/partials/review_summary.html",
+                  {**context, "summary": summary, "can_review": True, "refused": True}, status=status)
+
+
+def _outcome(request: HttpRequest, attempt: MergeAttempt, what: str) -> HttpResponse:
+    """After approve or drop: a new conflict round is a new review; otherwise the outcome in place, and the
+    page's live view shows the continuation run."""
+    attempt.refresh_from_db()
+    if attempt.status == "conflicted":
+        messages.info(request, f"Merge #{attempt.pk}: {what}; the next source conflicts too (round {attempt.round}).")
+        return _back(request, reverse("coordination:review", args=[attempt.pk]))
+    if not request.htmx:
+        messages.success(request, f"Merge #{attempt.pk} {what}: {attempt.get_status_display()}.")
+        return HttpResponseRedirect(reverse("coordination:ticket_detail", args=[attempt.ticket_id]))
+    context = review_page.page(attempt.pk)
+    return render(request, "coordination/partials/review_summary.html",
+                  {**context, "can_review": True, "outcome": what})
+
+
+def _back(request: HttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)

@@ -1,0 +1,292 @@
+"""Running one task: claim it under a lease, run its executor in a sandbox, record the result.
+
+Agent tasks can run for hours, and a broker redelivers a message whose ack is late (Redis: after
+``visibility_timeout``) while the first run is still going. So a run holds a lease in the database,
+taken by conditional UPDATE and renewed by a heartbeat; a delivery that finds a live lease leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from coordination.domain import ownership
+from coordination.domain.tokens import ticket_token
+from coordination.models import Event, OwnershipClaim, Task
+from coordination.running import workspace
+from coordination.running.claude_executor import run_claude_task
+from coordination.running.sandboxes.local import LocalWorktreeSandbox, ProcessResult, Sandbox
+from coordination.scheduling import flow
+from coordination.scheduling.plans import llm_settings, ticket_budget
+
+log = logging.getLogger(__name__)
+
+LOG_FLUSH_SECONDS = 1.0
+ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass
+class Outcome:
+    status: str  # "succeeded" | "failed"
+    head_sha: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    log_tail: str = ""
+
+
+def run_task(task_id: int) -> None:
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    task = claim(task_id, owner)
+    if task is None:
+        return
+    heartbeat = Heartbeat(task_id, owner)
+    heartbeat.start()
+    try:
+        outcome = execute(task, stop=heartbeat.lost)
+        outcome.result["worker"] = owner
+    except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
+        log.exception("task %s crashed", task_id)
+        outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.stop()
+    if finish(task_id, owner, outcome):
+        if outcome.result.get("llm_invocations"):
+            flow.charge_llm(task.ticket_id)
+        flow.task_finished(task_id)
+
+
+def claim(task_id: int, owner: str) -> Task | None:
+    """Take a ready task (conditional UPDATE); None when another run has it or it is not ready."""
+    lease_until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+    with transaction.atomic():
+        taken = Task.objects.filter(pk=task_id, status="ready").update(
+            status="claimed", lease_owner=owner, lease_expires_at=lease_until)
+        if not taken:
+            return None
+        task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+        Event.record(task.ticket, "task.claimed", {"from": "ready", "to": "claimed", **task.event_refs()})
+        task.transition(
+            "running", start_sha=task.ticket.head_sha, started_at=timezone.now(), attempts=task.attempts + 1,
+            error="", log="",
+        )
+        OwnershipClaim.objects.bulk_create(OwnershipClaim(task=task, pattern=p) for p in task.owned_files)
+    return task
+
+
+def execute(task: Task, stop: threading.Event | None = None) -> Outcome:
+    ticket = task.ticket
+    sandbox = make_sandbox(task)
+    try:
+        sandbox.prepare(task.ref, task.start_sha)
+        context_path = sandbox.write_file("context.json", json.dumps(task_context(task), indent=2,
+                                                                     default=str).encode())
+        env = task_environment(task, sandbox, context_path)
+        with LogStreamer(task.pk) as streamer:
+            process, spend = run_executor(task, sandbox, env, streamer.append, stop)
+        head = sandbox.commit_all(f"{task.key}: {task.title}\n\ndagmerge ticket {ticket.pk}, task {task.pk}\n")
+        result = {
+            "exit_code": process.exit_code,
+            "changed_files": sandbox.changed_files(task.start_sha),
+            "head": head,
+            "output_tail": process.output_tail[-4000:],
+            "duration_s": round(process.duration_s, 3),
+            **spend,
+        }
+        outside = ownership.violations(task.owned_files, result["changed_files"])
+        if outside:
+            result["ownership_violations"] = outside
+        error = _process_error(task, process)
+        try:
+            result["data"] = _parse_result(sandbox.read_file("result.json"))
+        except ValueError as exc:
+            error = error or str(exc)
+        status = "failed" if error else "succeeded"
+        return Outcome(status, head_sha=head, result=result, error=error, log_tail=process.output_tail)
+    finally:
+        sandbox.close()
+
+
+def make_sandbox(task: Task) -> Sandbox:
+    """The repository's sandbox backend: a local worktree, or a Daytona sandbox (SDK loaded on demand)."""
+    ticket = task.ticket
+    name = f"t{ticket.pk}-{task.key}-{task.attempts}"
+    clone = workspace.clone_git(ticket.repository_id)
+
+    def lock():
+        return workspace.clone_lock(ticket.repository_id)
+
+    if (ticket.sandbox_backend or ticket.repository.sandbox_backend) == "daytona":
+        from coordination.running.sandboxes.daytona import DaytonaSandbox, reachable_url, settings_from_env
+
+        return DaytonaSandbox(clone, settings_from_env(), lock, name=name,
+                              clone_url=reachable_url(ticket.repository.url_or_path), clone_branch=ticket.base_branch)
+    return LocalWorktreeSandbox(clone, workspace.worktrees_root() / name, lock)
+
+
+def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
+                 stop: threading.Event | None = None) -> tuple[ProcessResult, dict]:
+    """Run the task's executor; returns the process result and what it spent on the LLM."""
+    timeout = task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT
+    if task.executor == "claude":
+        if not isinstance(sandbox, LocalWorktreeSandbox):
+            return ProcessResult(2, "the claude executor runs in local sandboxes only\n", False, 0.0), {}
+        run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
+                              settings=llm_settings(), budget=ticket_budget(task.ticket),
+                              allow_bash=settings.DAGMERGE_CLAUDE_ALLOW_BASH, on_output=on_output)
+        return run.process, {"llm_invocations": run.invocations, "cost_usd": run.cost_usd, "summary": run.summary}
+    try:
+        argv = shlex.split(task.command)
+    except ValueError as exc:
+        return ProcessResult(2, f"cannot parse command: {exc}\n", False, 0.0), {}
+    if not argv:
+        return ProcessResult(2, "empty command\n", False, 0.0), {}
+    return sandbox.run(argv, env, timeout, on_output, stop=stop), {}
+
+
+def task_context(task: Task) -> dict[str, Any]:
+    """What a task's command sees in ``$DAGMERGE_CONTEXT``: itself, its parents' results, the synthesis."""
+    return {
+        "ticket": {"id": task.ticket_id, "title": task.ticket.title, "branch": task.ticket.branch},
+        "task": {"key": task.key, "title": task.title, "instructions": task.instructions},
+        "parents": {p.key: p.result for p in task.depends_on.all()},
+        "synthesis": task.synthesis_context,
+    }
+
+
+def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[str, str]:
+    """A minimal environment: no secrets of the worker leak into a task's command."""
+    env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(
+        HOME=str(sandbox.scratch / "home"),
+        TMPDIR=str(sandbox.scratch),
+        DAGMERGE_TICKET=str(task.ticket_id),
+        DAGMERGE_TASK=task.key,
+        DAGMERGE_BRANCH=task.branch,
+        DAGMERGE_CONTEXT=context_path,
+        DAGMERGE_RESULT=str(sandbox.scratch / "result.json"),
+        DAGMERGE_API_URL=f"{settings.DAGMERGE_API_URL}/api/tickets/{task.ticket_id}",
+        DAGMERGE_TOKEN=ticket_token(task.ticket_id),
+    )
+    return env
+
+
+def _process_error(task: Task, process: ProcessResult) -> str:
+    if process.stopped:
+        return "stopped: the task was cancelled or another run took it over"
+    if process.timed_out:
+        return f"timed out after {task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT} s"
+    if process.exit_code:
+        last = next((line for line in reversed(process.output_tail.splitlines()) if line.strip()), "")
+        return f"command exited with status {process.exit_code}" + (f": {last.strip()}" if last else "")
+    return ""
+
+
+def _parse_result(data: bytes | None) -> Any:
+    if data is None or not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"$DAGMERGE_RESULT is not valid JSON: {exc}") from None
+
+
+def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
+    """Record the outcome if this run still holds the lease; False when it was taken away."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("ticket").get(pk=task_id)
+        if task.lease_owner != owner or task.status != "running":
+            log.warning("task %s: lease lost to %r, outcome dropped", task_id, task.lease_owner)
+            return False
+        task.transition(
+            outcome.status, head_sha=outcome.head_sha, result=outcome.result, error=outcome.error,
+            log=outcome.log_tail, finished_at=timezone.now(), lease_owner="", lease_expires_at=None,
+        )
+        task.claims.filter(released_at=None).update(released_at=timezone.now())
+        outside = outcome.result.get("ownership_violations")
+        if outside:
+            Event.record(task.ticket, "task.ownership_violation", {**task.event_refs(), "files": outside})
+    return True
+
+
+class Heartbeat(threading.Thread):
+    """Renews the task's lease while it runs, from its own thread and database connection."""
+
+    def __init__(self, task_id: int, owner: str):
+        super().__init__(daemon=True, name=f"heartbeat-{task_id}")
+        self.task_id, self.owner = task_id, owner
+        self._stop_event = threading.Event()
+        self.lost = threading.Event()  # set when the task was cancelled or another run holds it now
+
+    def run(self) -> None:
+        interval = settings.DAGMERGE_LEASE_SECONDS / 3
+        try:
+            while not self._stop_event.wait(interval):
+                until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+                renewed = Task.objects.filter(pk=self.task_id, lease_owner=self.owner, status="running").update(
+                    lease_expires_at=until)
+                if not renewed:
+                    log.warning("task %s: lease lost, stopping its command", self.task_id)
+                    self.lost.set()
+                    return
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+class LogStreamer:
+    """Appends a running command's output to Task.log about once a second, with a task.log event."""
+
+    def __init__(self, task_id: int):
+        self.task_id = task_id
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"log-{task_id}")
+
+    def __enter__(self) -> LogStreamer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_event.set()
+        self._thread.join(timeout=10)
+
+    def append(self, text: str) -> None:
+        with self._lock:
+            self._buffer.append(text)
+
+    def _loop(self) -> None:
+        close_old_connections()
+        try:
+            while not self._stop_event.wait(LOG_FLUSH_SECONDS):
+                self._flush()
+            self._flush()
+        finally:
+            connection.close()
+
+    def _flush(self) -> None:
+        with self._lock:
+            text, self._buffer = "".join(self._buffer), []
+        if not text:
+            return
+        with transaction.atomic():
+            task = Task.objects.select_for_update().select_related("ticket").get(pk=self.task_id)
+            task.log = (task.log + text)[-64 * 1024 :]
+            task.save(update_fields=["log", "updated_at"])
+            Event.record(task.ticket, "task.log", {"task": task.key, "task_id": task.pk, "bytes": len(text)})

@@ -1,0 +1,100 @@
+"""dagmerge's own clone of each repository, and publishing ticket branches back to the source.
+
+The clone is bare and lives under DAGMERGE_WORKSPACE; task sandboxes are worktrees of it. Working in a
+clone means a user's checkout is never touched, and ``ticket/<id>`` is pushed back after each merge
+with a lease naming the value dagmerge last pushed, so a branch someone else moved is never overwritten.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+from merges.engine.git import Git, GitError
+
+
+class RepositoryError(Exception):
+    """The source repository or one of its branches cannot be used."""
+
+
+def repos_root() -> Path:
+    return Path(settings.DAGMERGE_WORKSPACE) / "repos"
+
+
+def worktrees_root() -> Path:
+    return Path(settings.DAGMERGE_WORKSPACE) / "worktrees"
+
+
+def clone_path(repository_id: int) -> Path:
+    return repos_root() / f"{repository_id}.git"
+
+
+def clone_git(repository_id: int) -> Git:
+    return Git(clone_path(repository_id))
+
+
+@contextmanager
+def clone_lock(repository_id: int) -> Iterator[None]:
+    """Serialize fetches and worktree bookkeeping on one clone across processes on this host."""
+    repos_root().mkdir(parents=True, exist_ok=True)
+    with open(repos_root() / f"{repository_id}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def normalize_source(url_or_path: str) -> str:
+    """Local paths become absolute; a path that is not a git repository is refused here."""
+    if "://" in url_or_path or url_or_path.startswith("git@"):
+        return url_or_path
+    path = Path(url_or_path).expanduser().resolve()
+    if not path.exists():
+        raise RepositoryError(f"repository {url_or_path} does not exist")
+    try:
+        Git(path).text("rev-parse", "--git-dir")
+    except GitError:
+        raise RepositoryError(f"{url_or_path} is not a git repository") from None
+    return str(path)
+
+
+def remote_branch_sha(source: str, branch: str) -> str:
+    """The commit ``branch`` points at in the source, read without writing anything."""
+    if not Git.outside_repository().check_ref_format(f"refs/heads/{branch}"):
+        raise RepositoryError(f"'{branch}' is not a valid branch name")
+    try:
+        out = Git.outside_repository().text("ls-remote", "--heads", "--end-of-options", source, f"refs/heads/{branch}")
+    except GitError as exc:
+        raise RepositoryError(f"cannot read {source}: {exc.stderr.splitlines()[-1] if exc.stderr else exc}") from None
+    if not out:
+        raise RepositoryError(f"base branch '{branch}' does not exist in {source}")
+    return out.split()[0]
+
+
+def sync_clone(repository_id: int, source: str, branch: str) -> str:
+    """Create the bare clone if needed and fetch ``branch`` into it; return its commit."""
+    path = clone_path(repository_id)
+    git = Git(path)
+    with clone_lock(repository_id):
+        if not (path / "HEAD").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            git.run("init", "-q", "--bare")
+        git.run("fetch", "-q", "--no-tags", "--end-of-options", source,
+                f"+refs/heads/{branch}:refs/remotes/source/{branch}")
+    sha = git.rev_parse(f"refs/remotes/source/{branch}")
+    if sha is None:
+        raise RepositoryError(f"base branch '{branch}' does not exist in {source}")
+    return sha
+
+
+def publish(repository_id: int, source: str, ref: str, new: str, expected: str) -> None:
+    """Push ``new`` to ``ref`` in the source, only if it is still at ``expected`` ('' = must not exist)."""
+    clone_git(repository_id).run(
+        "push", "-q", "--no-verify", f"--force-with-lease={ref}:{expected}", "--end-of-options", source,
+        f"{new}:{ref}",
+    )

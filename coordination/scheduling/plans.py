@@ -1,0 +1,62 @@
+"""What the merge engine is told about a ticket's merge: sources, what each side meant, the policy.
+
+``merges`` knows nothing of tickets; this module translates a ticket and its tasks into a MergePlan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from django.conf import settings
+
+from coordination.models import Task, Ticket
+from coordination.running import workspace
+from merges.attempts import MergePlan
+from merges.engine.convergence import Source
+from merges.engine.llm import Budget, LLMSettings, SideIntent
+from merges.engine.settling import LadderPolicy
+from merges.engine.verify import VerifyCommand
+from merges.recorded import DatabaseResolutions
+
+SUMMARY_CHARS = 2000
+
+
+def llm_settings() -> LLMSettings:
+    return LLMSettings(model=settings.DAGMERGE_LLM_MODEL, max_turns=settings.DAGMERGE_LLM_MAX_TURNS,
+                       timeout_s=settings.DAGMERGE_LLM_TIMEOUT, max_retries=settings.DAGMERGE_LLM_MAX_RETRIES,
+                       cli_path=settings.DAGMERGE_CLAUDE_CLI)
+
+
+def ticket_budget(ticket: Ticket) -> Budget:
+    return Budget(invocations=max(ticket.llm_max_invocations - ticket.llm_invocations, 0),
+                  usd=max(float(ticket.llm_max_usd - ticket.llm_cost_usd), 0.0))
+
+
+def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:
+    git = workspace.clone_git(ticket.repository_id)
+    merges_root = workspace.worktrees_root()
+    merges_root.mkdir(parents=True, exist_ok=True)
+    return MergePlan(
+        sources=[Source(t.key, t.head_sha, fork_point=t.start_sha or None) for t in tasks],
+        branches={t.key: t.branch for t in tasks},
+        sides={t.key: side_intent(git, t) for t in tasks},
+        policy=LadderPolicy(
+            # Tasks of one ticket are siblings: both changes are meant to land.
+            rule_set="complementary", conflict_threshold=ticket.conflict_threshold,
+            review_policy=ticket.review_policy, llm=llm_settings(), budget=ticket_budget(ticket),
+            store=DatabaseResolutions(ticket.repository_id), worktree_root=merges_root,
+        ),
+        verify=VerifyCommand(ticket.verify_command, settings.DAGMERGE_MERGE_TIMEOUT, merges_root)
+        if ticket.verify_command else None,
+    )
+
+
+def side_intent(git, task: Task) -> SideIntent:
+    result = task.result or {}
+    summary = json.dumps(result.get("data"), default=str) if result.get("data") is not None else ""
+    diff_stat = ""
+    if task.start_sha and task.head_sha:
+        diff_stat = git.text("diff", "--stat", task.start_sha, task.head_sha)
+    return SideIntent(task_key=task.key, title=task.title, instructions=task.instructions,
+                      result_summary=summary[:SUMMARY_CHARS], diff_stat=diff_stat, label=task.branch)

@@ -1,0 +1,111 @@
+"""The live view's websocket: joins a ticket's group and forwards its events as htmx out-of-band HTML."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from coordination.models import Task, Ticket
+from coordination.web.dashboard import LiveView
+from coordination.web.live import relay, ticket_group
+from coordination.web.permissions import can_operate, can_view
+
+log = logging.getLogger(__name__)
+
+COALESCE_SECONDS = 0.02  # a burst of events (a join merging, a log streaming) becomes one message;
+# the relay hands a poll's events over at once, so a short window catches a burst and costs little latency
+SERVICE_RESTART = 1012  # htmx-ws reconnects on 1006, 1011, 1012 and 1013
+
+
+class TicketConsumer(AsyncWebsocketConsumer):
+    """``ws/tickets/<id>/[?since=<event id>][&task=<task id>]``: the ticket page, or one task's page.
+
+    The first message is a snapshot (or, when nothing happened since ``since``, just the sequence
+    number); after that each message carries the fragments a burst of events changed and the id of
+    the newest event it reflects, which the page sends back as ``since`` when it reconnects.
+    """
+
+    view: LiveView | None = None
+    flushing: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # The server cancels every consumer when it shuts down: say so, and the browser comes back.
+            if self.view is not None:
+                try:
+                    await self.base_send({"type": "websocket.close", "code": SERVICE_RESTART})
+                except Exception:
+                    # daphne (autobahn) sends only 1000 or 3000-4999 and raises for 1012; its dropped
+                    # connection reaches the browser as 1006, which htmx-ws retries all the same.
+                    pass
+            raise
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close()
+            return
+        rights = await database_sync_to_async(lambda: (can_view(user), can_operate(user)))()
+        if not rights[0]:  # signed in, but in neither viewers nor reviewers
+            await self.close()
+            return
+        ticket_id = self.scope["url_route"]["kwargs"]["ticket_id"]
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        since, task_id = _int(query, "since"), _int(query, "task")
+        if not await database_sync_to_async(_exists)(ticket_id, task_id):
+            await self.close()
+            return
+        self.pending: set[int] = set()
+        await self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name)
+        await relay.ensure_running()  # before the snapshot, so nothing falls between the two
+        await self.accept()
+        view = LiveView(ticket_id, staff=user.is_staff, task_id=task_id, can_operate=rights[1])
+        await self.send(text_data=await database_sync_to_async(view.connect)(since))
+        self.view = view
+
+    async def disconnect(self, code: int) -> None:
+        if self.flushing is not None:
+            self.flushing.cancel()
+        if self.view is not None:
+            await self.channel_layer.group_discard(ticket_group(self.view.ticket_id), self.channel_name)
+
+    async def ticket_event(self, message: dict) -> None:
+        if self.view is None:
+            return
+        self.pending.add(message["event_id"])
+        if self.flushing is None:
+            self.flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Render pending events, one batch at a time, so messages leave in the order of their state."""
+        try:
+            while self.pending:
+                await asyncio.sleep(COALESCE_SECONDS)
+                batch, self.pending = self.pending, set()
+                try:
+                    html = await database_sync_to_async(self.view.update)(batch)
+                except Exception:
+                    log.exception("live view: rendering events %s of ticket %s failed", sorted(batch),
+                                  self.view.ticket_id)
+                    continue
+                if html:
+                    await self.send(text_data=html)
+        finally:
+            self.flushing = None
+
+
+def _int(query: dict[str, list[str]], name: str) -> int | None:
+    value = query.get(name, [""])[-1]
+    return int(value) if value.isdigit() else None
+
+
+def _exists(ticket_id: int, task_id: int | None) -> bool:
+    if task_id is not None:
+        return Task.objects.filter(pk=task_id, ticket_id=ticket_id).exists()
+    return Ticket.objects.filter(pk=ticket_id).exists()

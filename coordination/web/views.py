@@ -1,0 +1,114 @@
+"""The dashboard's pages and operations. Viewers read; reviewers also act (see ``permissions``).
+
+Each view parses the request, checks permission, calls one domain function and renders. Every htmx
+request has a plain twin: links keep their ``href``, forms their ``action``, and a POST without htmx
+answers with a redirect to the page it changed.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from coordination.models import Task, Ticket
+from coordination.scheduling import operations
+from coordination.web import dashboard, merge_pages
+from coordination.web.permissions import can_operate, operator_required, viewer_required
+
+
+@viewer_required
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    page = dashboard.ticket_list(request.GET.get("page"))
+    if request.htmx:
+        return render(request, "coordination/partials/ticket_table.html", {"page": page})
+    chart = merge_pages.tickets_chart(list(page.object_list))
+    return render(request, "coordination/ticket_list.html", {"page": page, "chart": chart})
+
+
+@viewer_required
+def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    context = dashboard.ticket_page(ticket_id)
+    return render(request, "coordination/ticket_detail.html", {**context, **_rights(request)})
+
+
+@viewer_required
+def task_detail(request: HttpRequest, ticket_id: int, key: str) -> HttpResponse:
+    context = dashboard.task_page(ticket_id, key)
+    return render(request, "coordination/task_detail.html", {**context, **_rights(request)})
+
+
+@viewer_required
+def live_poll(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """The live view without a websocket: the page polls this while its socket is down. Answers what
+    the socket would have sent (out-of-band fragments and the sequence number) for events after ``since``."""
+    since, task = _int(request.GET.get("since")), _int(request.GET.get("task"))
+    get_object_or_404(Task, pk=task, ticket_id=ticket_id) if task else get_object_or_404(Ticket, pk=ticket_id)
+    view = dashboard.LiveView(ticket_id, staff=request.user.is_staff, task_id=task,
+                              can_operate=can_operate(request.user))
+    return HttpResponse(view.poll(since))
+
+
+@viewer_required
+def reviews(request: HttpRequest) -> HttpResponse:
+    return render(request, "coordination/reviews.html", {"rows": merge_pages.inbox()})
+
+
+@viewer_required
+def merge_attempt(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    context = merge_pages.attempt_page(attempt_id)
+    return render(request, "coordination/merge_attempt.html", {**context, **_rights(request)})
+
+
+@operator_required
+@require_http_methods(["GET", "POST"])
+def retry_task(request: HttpRequest, ticket_id: int, key: str) -> HttpResponse:
+    """GET: what a retry would put back to work (and what it cannot); POST: do it."""
+    task = get_object_or_404(Task, ticket_id=ticket_id, key=key)
+    if request.method == "GET":
+        return _confirm(request, "retry", operations.preview_retry(task.pk), status=200)
+    try:
+        operations.retry_task(task.pk, request.user)
+    except operations.OperationRefused:
+        return _confirm(request, "retry", operations.preview_retry(task.pk), status=409)
+    messages.success(request, f"Task {key} goes back to work.")
+    return _back(request, reverse("coordination:task_detail", args=[ticket_id, key]))
+
+
+@operator_required
+@require_http_methods(["GET", "POST"])
+def cancel_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """GET: what cancelling stops; POST: cancel."""
+    get_object_or_404(Ticket, pk=ticket_id)
+    if request.method == "GET":
+        return _confirm(request, "cancel", operations.preview_cancel(ticket_id), status=200)
+    try:
+        operations.cancel_ticket(ticket_id, request.user)
+    except operations.OperationRefused as exc:
+        preview = operations.preview_cancel(ticket_id)
+        preview.problems = preview.problems or exc.problems
+        return _confirm(request, "cancel", preview, status=409)
+    messages.success(request, f"Ticket #{ticket_id} is cancelled.")
+    return _back(request, reverse("coordination:ticket_detail", args=[ticket_id]))
+
+
+def _confirm(request: HttpRequest, operation: str, preview, status: int) -> HttpResponse:
+    """The preview of an operation: inline under its button (htmx), or as a page of its own."""
+    template = f"coordination/partials/{operation}_preview.html" if request.htmx else "coordination/confirm.html"
+    return render(request, template, {"operation": operation, "preview": preview,
+                                      "partial": f"coordination/partials/{operation}_preview.html"}, status=status)
+
+
+def _back(request: HttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
+
+
+def _rights(request: HttpRequest) -> dict[str, bool]:
+    return {"staff": request.user.is_staff, "can_operate": can_operate(request.user)}
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None

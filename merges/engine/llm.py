@@ -1,0 +1,427 @@
+"""The LLM tier of the conflict ladder: a Claude agent edits the conflicted files in a merge worktree.
+
+The agent runs through claude-agent-sdk, which spawns the Claude Code CLI. Nothing here trusts the agent:
+after it stops, the conflicted files must be free of markers and no other file may have changed, or the
+conflict goes to a person. It runs only with an API key, within the ticket's budget, under a timeout, and
+retries only what may pass on a second try (a crashed or overloaded CLI), never a bad resolution.
+
+Free of Django: the caller passes settings, budget and the sides' intents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    CLINotFoundError,
+    ProcessError,
+    ResultError,
+    ResultMessage,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+    query,
+)
+
+from merges.engine.git import Git
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "ANTHROPIC_API_KEY"
+NO_API_KEY = f"no {API_KEY_ENV} configured: the conflict goes to a person"
+BUDGET_EXHAUSTED = "LLM budget exhausted"
+RESOLVER_TOOLS = ("Read", "Edit", "Write", "Grep", "Glob")
+# Result subtypes a second try would only repeat: the same limits apply to it.
+FINAL_RESULT_SUBTYPES = ("error_max_turns", "error_max_budget_usd")
+PROMPT_FIELD_CHARS = 4000
+STDERR_LINES_KEPT = 20
+
+
+def _api_key_in_environment() -> bool:
+    return bool(os.environ.get(API_KEY_ENV))
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """How the agent runs. ``cli_path`` None: the CLI bundled with claude-agent-sdk."""
+
+    model: str | None = None
+    max_turns: int = 30
+    timeout_s: float = 600.0
+    max_retries: int = 2
+    backoff_base_s: float = 2.0
+    cli_path: str | None = None
+    api_key_present: bool = field(default_factory=_api_key_in_environment)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the ticket may still spend on the LLM; None is no limit."""
+
+    invocations: int | None = None
+    usd: float | None = None
+
+    def allows(self, invocations_used: int = 0, usd_used: float = 0.0) -> bool:
+        return (self.invocations is None or invocations_used < self.invocations) and (
+            self.usd is None or usd_used < self.usd)
+
+    def usd_left(self, usd_used: float) -> float | None:
+        return None if self.usd is None else max(self.usd - usd_used, 0.0)
+
+
+@dataclass(frozen=True)
+class SideIntent:
+    """What one side of the merge meant: the task that made it and what it reported."""
+
+    task_key: str
+    title: str
+    instructions: str = ""
+    result_summary: str = ""
+    diff_stat: str = ""
+    label: str = ""  # the label its conflict markers carry, e.g. the branch name
+
+
+@dataclass
+class LLMOutcome:
+    resolved: bool
+    files: dict[str, str] = field(default_factory=dict)  # path -> resolved text, only when resolved
+    rationale: str = ""
+    invocations: int = 0
+    cost_usd: float = 0.0
+    duration_ms: int = 0
+    error: str = ""
+
+
+# -- one agent session ----------------------------------------------------------------------------
+
+
+@dataclass
+class AgentRun:
+    """What one session reported, filled in as messages arrive, so a timeout keeps what had come."""
+
+    text: str = ""  # the last assistant text: the agent's final word
+    cost_usd: float = 0.0
+    result: ResultMessage | None = None
+    stderr: list[str] = field(default_factory=list)
+
+    @property
+    def final_text(self) -> str:
+        return self.text or (self.result.result or "" if self.result else "")
+
+
+class AgentFailure(Exception):
+    """A session that ended without a usable result. ``transient``: another try may succeed."""
+
+    def __init__(self, message: str, run: AgentRun, transient: bool, timed_out: bool = False):
+        super().__init__(message)
+        self.run = run
+        self.transient = transient
+        self.timed_out = timed_out
+
+
+def run_agent(prompt: str, options: ClaudeAgentOptions, timeout_s: float,
+              on_line: Callable[[str], None] | None = None) -> AgentRun:
+    """Run one agent session to its result, in a fresh event loop; raise AgentFailure otherwise.
+
+    At the timeout the SDK closes the CLI: stdin EOF, 5 s grace, SIGTERM, SIGKILL; the wait here covers it,
+    so no CLI process outlives the call.
+    """
+    run = AgentRun()
+    options = replace(options, stderr=lambda line: _keep_tail(run.stderr, line))
+    try:
+        asyncio.run(asyncio.wait_for(_consume(prompt, options, run, on_line), timeout_s))
+    except TimeoutError:
+        raise AgentFailure(f"timed out after {timeout_s:g} s", run, transient=False, timed_out=True) from None
+    except CLINotFoundError as exc:
+        raise AgentFailure(f"Claude Code CLI not found: {exc}", run, transient=False) from None
+    except ResultError as exc:
+        raise AgentFailure(_result_error_text(exc), run,
+                           transient=exc.subtype not in FINAL_RESULT_SUBTYPES) from None
+    except ProcessError as exc:
+        detail = f": {run.stderr[-1]}" if run.stderr else ""
+        raise AgentFailure(f"the Claude CLI exited with status {exc.exit_code}{detail}", run,
+                           transient=True) from None
+    except Exception as exc:  # CLIConnectionError, CLIJSONDecodeError, bare "Control request timeout: ..."
+        raise AgentFailure(f"{type(exc).__name__}: {exc}", run, transient=True) from None
+    if run.result is None:
+        raise AgentFailure("the Claude CLI ended without a result", run, transient=True)
+    if run.result.is_error:
+        raise AgentFailure(_result_error_text(run.result), run,
+                           transient=run.result.subtype not in FINAL_RESULT_SUBTYPES)
+    return run
+
+
+async def _consume(prompt: str, options: ClaudeAgentOptions, run: AgentRun,
+                   on_line: Callable[[str], None] | None) -> None:
+    async for message in query(prompt=prompt, options=options):
+        if isinstance(message, AssistantMessage):
+            texts = [block.text for block in message.content if isinstance(block, TextBlock)]
+            if texts:
+                run.text = "\n".join(texts).strip()
+        elif isinstance(message, ResultMessage):
+            run.result = message
+            run.cost_usd += message.total_cost_usd or 0.0
+        if on_line:
+            for line in message_lines(message):
+                on_line(line)
+
+
+def message_lines(message: Any) -> list[str]:
+    """One readable line per assistant text, tool use, tool error and result, for a live log."""
+    lines: list[str] = []
+    if isinstance(message, AssistantMessage):
+        for block in message.content:
+            if isinstance(block, TextBlock) and block.text.strip():
+                lines.append(block.text.strip())
+            elif isinstance(block, ToolUseBlock):
+                lines.append(f"[{block.name}] {_tool_subject(block.input)}".rstrip())
+    elif isinstance(message, UserMessage) and isinstance(message.content, list):
+        for block in message.content:
+            if isinstance(block, ToolResultBlock) and block.is_error:
+                lines.append(f"[tool error] {str(block.content)[:300]}")
+    elif isinstance(message, ResultMessage):
+        cost = f", ${message.total_cost_usd:.4f}" if message.total_cost_usd is not None else ""
+        state = "error" if message.is_error else "done"
+        lines.append(f"[{state}] {message.subtype}, {message.num_turns} turns{cost}")
+    return lines
+
+
+def _tool_subject(arguments: dict[str, Any]) -> str:
+    for key in ("file_path", "path", "pattern", "command", "url"):
+        if isinstance(arguments.get(key), str):
+            return arguments[key][:200]
+    return ""
+
+
+def _result_error_text(result: ResultMessage | ResultError) -> str:
+    errors = [e for e in result.errors or [] if isinstance(e, str) and e.strip()]
+    return "; ".join(errors) or (result.result or "").strip() or result.subtype or "unknown error"
+
+
+def _keep_tail(lines: list[str], line: str) -> None:
+    lines.append(line)
+    del lines[:-STDERR_LINES_KEPT]
+
+
+def redact(text: str) -> str:
+    """Never let the API key reach a log, an error or a result."""
+    key = os.environ.get(API_KEY_ENV)
+    return text.replace(key, "[redacted]") if key and len(key) >= 8 else text
+
+
+# -- resolving conflicts --------------------------------------------------------------------------
+
+
+def resolve_conflicts(worktree: Path, paths: Sequence[str], sides: Sequence[SideIntent], settings: LLMSettings,
+                      budget: Budget = Budget(), hint: str = "") -> LLMOutcome:
+    """Let an agent settle ``paths`` (text files with conflict markers in ``worktree``, a git work tree).
+
+    When not resolved, the conflicted files are put back as they were given (with their markers); files the
+    agent changed outside them are named in the error, not restored.
+    """
+    if not settings.api_key_present:
+        return LLMOutcome(False, error=NO_API_KEY)
+    if not budget.allows():
+        return LLMOutcome(False, error=BUDGET_EXHAUSTED)
+    started = time.monotonic()
+    originals = {path: (worktree / path).read_bytes() for path in paths}
+    before = worktree_state(worktree)
+    outcome = LLMOutcome(False)
+    run = _run_with_retries(worktree, resolution_prompt(paths, sides, hint), settings, budget, originals, outcome)
+    if run is not None:
+        outcome.rationale = redact(run.final_text)
+        problems = check_resolution(worktree, paths, before)
+        if problems:
+            outcome.error = "; ".join(problems)
+        else:
+            outcome.files = {path: (worktree / path).read_text(encoding="utf-8") for path in paths}
+            outcome.resolved = True
+    if not outcome.resolved:
+        _restore(worktree, originals)
+    outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    return outcome
+
+
+def _run_with_retries(worktree: Path, prompt: str, settings: LLMSettings, budget: Budget,
+                      originals: dict[str, bytes], outcome: LLMOutcome) -> AgentRun | None:
+    """The first session that ends in a result; None (and ``outcome.error``) when none did.
+
+    Each try counts against the budget; a retry starts from the files as given, after
+    ``backoff_base_s * 2**(n-1)`` seconds.
+    """
+    for attempt in range(1, settings.max_retries + 2):
+        if attempt > 1:
+            if not budget.allows(outcome.invocations, outcome.cost_usd):
+                outcome.error = f"{BUDGET_EXHAUSTED} after {attempt - 1} attempts; last: {outcome.error}"
+                return None
+            _restore(worktree, originals)
+            time.sleep(settings.backoff_base_s * 2 ** (attempt - 2))
+        outcome.invocations += 1
+        options = _resolver_options(worktree, settings, budget, outcome.cost_usd)
+        try:
+            run = run_agent(prompt, options, settings.timeout_s,
+                            on_line=lambda line: log.debug("llm %s: %s", worktree.name, redact(line)))
+        except AgentFailure as failure:
+            outcome.cost_usd += failure.run.cost_usd
+            outcome.error = redact(str(failure))
+            if failure.timed_out:
+                return None  # a hung agent gets no second timeout's worth of waiting
+            if not failure.transient or attempt > settings.max_retries:
+                tries = f" after {attempt} attempts" if attempt > 1 else ""
+                outcome.error = f"agent error{tries}: {outcome.error}"
+                return None
+            log.warning("llm resolution in %s: attempt %d failed, retrying: %s", worktree, attempt, outcome.error)
+            continue
+        outcome.cost_usd += run.cost_usd
+        return run
+    return None
+
+
+def _resolver_options(worktree: Path, settings: LLMSettings, budget: Budget, usd_used: float) -> ClaudeAgentOptions:
+    return ClaudeAgentOptions(
+        cwd=str(worktree),
+        tools=list(RESOLVER_TOOLS),  # the only tools it has at all, not merely those it may use unasked
+        allowed_tools=list(RESOLVER_TOOLS),
+        permission_mode="acceptEdits",
+        max_turns=settings.max_turns,
+        max_budget_usd=budget.usd_left(usd_used),
+        model=settings.model,
+        cli_path=settings.cli_path,
+        # The worktree holds someone else's repository: its .claude/settings.json could add hooks that run.
+        setting_sources=[],
+        system_prompt={"type": "preset", "preset": "claude_code",
+                       "append": "You are settling git merge conflicts for dagmerge. Follow the rules in the "
+                                 "request exactly; a person reviews what you leave."},
+    )
+
+
+def resolution_prompt(paths: Sequence[str], sides: Sequence[SideIntent], hint: str = "") -> str:
+    parts = [
+        "Two or more tasks of one ticket changed the same lines of this repository (your working directory). "
+        "Both sides' work is meant to land. The conflicted files below contain diff3-style conflict markers: "
+        "`<<<<<<< ours`, `||||||| base`, `=======`, `>>>>>>> theirs`.",
+        "",
+        "## What each side meant",
+    ]
+    for side in sides:
+        heading = f"### {side.title} (task `{side.task_key}`"
+        parts.append(heading + (f", markers labelled `{side.label}`)" if side.label else ")"))
+        for name, value in (("Instructions", side.instructions), ("Result summary", side.result_summary),
+                            ("Diff stat", side.diff_stat)):
+            if value.strip():
+                parts += [f"{name}:", _clip(value.strip()), ""]
+    parts += ["## Conflicted files", *[f"- {path}" for path in paths], ""]
+    if hint.strip():
+        parts += ["## A reviewer's hint", _clip(hint.strip()), ""]
+    parts += [
+        "## Rules",
+        "- Edit only the conflicted files listed above: do not create, delete or change any other file.",
+        "- Leave no conflict markers: every `<<<<<<<`, `|||||||`, `=======` and `>>>>>>>` line must go.",
+        "- Keep what each side meant: combine both changes where they fit together; where they contradict, "
+        "choose the one that serves both intents best.",
+        "- End with a short rationale (a few sentences): what you kept from each side and why.",
+    ]
+    return "\n".join(parts)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= PROMPT_FIELD_CHARS else text[:PROMPT_FIELD_CHARS] + "\n[... cut]"
+
+
+# -- checking what the agent left -----------------------------------------------------------------
+
+
+def check_resolution(worktree: Path, paths: Sequence[str], before: dict[str, str]) -> list[str]:
+    """The reasons the agent's work cannot be used; empty when it can."""
+    problems = []
+    outside = sorted(changed_since(worktree, before) - set(paths))
+    if outside:
+        problems.append(f"edited files outside the conflict: {', '.join(outside)}")
+    missing = [path for path in paths if not (worktree / path).is_file()]
+    if missing:
+        problems.append(f"deleted conflicted files: {', '.join(missing)}")
+    with_markers, not_text = [], []
+    for path in paths:
+        if path in missing:
+            continue
+        try:
+            text = (worktree / path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            not_text.append(path)
+            continue
+        if marker_lines(text):
+            with_markers.append(path)
+    if with_markers:
+        problems.append(f"markers left in {', '.join(with_markers)}")
+    if not_text:
+        problems.append(f"not UTF-8 text after the agent's edit: {', '.join(not_text)}")
+    return problems
+
+
+def marker_lines(text: str) -> list[int]:
+    """1-based lines that open, split or close a conflict.
+
+    A bare ``=======`` is not counted on its own: it is a legitimate line (a reStructuredText underline);
+    without ``<<<<<<<`` and ``>>>>>>>`` there is no conflict left.
+    """
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        for marker in ("<<<<<<<", "|||||||", ">>>>>>>"):
+            if line.startswith(marker) and line[7:8] in ("", " ", "\r"):
+                found.append(number)
+    return found
+
+
+def worktree_state(worktree: Path) -> dict[str, str]:
+    """Every path git sees as not clean (modified, deleted, untracked, ignored) with a digest of its content.
+
+    Two states differ exactly where a file changed in between: a clean file that changes appears, a dirty
+    one changes digest or disappears.
+    """
+    out = Git(worktree).run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=traditional",
+                            "--no-renames").stdout
+    state = {}
+    for entry in out.split(b"\0"):
+        if len(entry) > 3:
+            path = entry[3:].decode(errors="surrogateescape").rstrip("/")
+            state[path] = _digest(worktree / path)
+    return state
+
+
+def changed_since(worktree: Path, before: dict[str, str]) -> set[str]:
+    after = worktree_state(worktree)
+    changed = {path for path, digest in after.items() if before.get(path) != digest}
+    # Dirty before, clean now: it changed back to the committed content.
+    return changed | {path for path in before.keys() - after.keys() if _digest(worktree / path) != before[path]}
+
+
+def _digest(path: Path) -> str:
+    if path.is_symlink():
+        return "link:" + os.readlink(path)
+    if path.is_file():
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    if path.is_dir():
+        digest = hashlib.sha1()
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(child.relative_to(path)).encode(errors="surrogateescape") + b"\0")
+            digest.update(child.read_bytes())
+        return "dir:" + digest.hexdigest()
+    return "missing"
+
+
+def _restore(worktree: Path, originals: dict[str, bytes]) -> None:
+    for path, content in originals.items():
+        target = worktree / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
