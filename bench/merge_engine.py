@@ -9,7 +9,7 @@ in a checked-out worktree the way other agent runners do (goal: at least 4x).
 Variants: "disjoint" - every branch changes 3 files no other branch touches; "overlap" - a third of
 the branches come in pairs (branch i and i + N/2) sharing one of their 3 files, edited on lines far
 apart so git merges them cleanly; the shared paths make converge() re-score the partner after a merge.
-Sources carry their fork point as coordination/scheduling/flow.py passes it; "(a) no fp" times converge() without
+Sources carry their fork point as coordination/scheduling/landing.py passes it; "(a) no fp" times converge() without
 fork points, when it looks each one up with ``merge-base``.
 """
 
@@ -130,7 +130,7 @@ def build_repository(root: Path, files: int, sizes: Sequence[int]) -> tuple[Coun
                                                   "refs/heads/").splitlines())
     for scenario in scenarios:
         names = [f"{scenario.variant}-{scenario.n}/{b:02d}" for b in range(scenario.n)]
-        # Each task's start commit is known, as coordination/scheduling/flow.py passes it (fork_point=start_sha).
+        # Each task's start commit is known, as coordination/scheduling/landing.py passes it (fork_point=start_sha).
         scenario.sources = [Source(name, refs[name], fork_point=refs["main"]) for name in names]
     return git, refs["main"], scenarios
 
@@ -228,7 +228,7 @@ def report(results: Sequence[tuple[Scenario, dict[str, list[Sample]]]]) -> None:
               f"{first_a.merge_tree_runs:>12}{procs:>11}{a / b:>6.2f}x{c / a:>6.2f}x{(c + wt) / a:>9.2f}x"
               f"{a0:>11.3f}{samples['a0'][0].calls.total():>7}{a0 / b:>6.2f}x")
     print("\nSeconds are medians.")
-    print("  (a)        converge() + update-ref, fork points given as coordination/scheduling/flow.py gives them")
+    print("  (a)        converge() + update-ref, fork points given as coordination/scheduling/landing.py gives them")
     print("  (a) no fp  the same without fork points: converge() runs one merge-base per source")
     print("  (b)        N x merge-tree --write-tree + commit-tree, no scoring")
     print("  (c)        N x `git merge --no-ff --no-edit` in a worktree; wt add: `git worktree add`, not in c/a")

@@ -3,29 +3,21 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from coordination.models import Event, Join, OwnershipClaim, Repository, Task, Ticket
+from coordination.scheduling.rollback import rollback_attempt
+from coordination.web.permissions import can_review
+from merges.admin import MergeAttemptAdmin, ReadOnly
+from merges.models import MergeAttempt
+from merges.recovery import CannotRollBack
 
 TICKET_STATE = ("status", "base_sha", "head_sha", "published_sha", "llm_invocations", "llm_cost_usd", "error",
                 "created_at", "updated_at", "finished_at")
 TASK_STATE = ("status", "start_sha", "head_sha", "landed", "result", "synthesis_context", "attempts", "log",
               "error", "lease_owner", "lease_expires_at", "started_at", "finished_at", "created_at",
               "updated_at")
-
-
-class ReadOnly:
-    """For the audit trail (a ModelAdmin or an inline): visible to staff, changed by nobody."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Repository)
@@ -101,3 +93,27 @@ class EventAdmin(ReadOnly, admin.ModelAdmin):
     list_filter = ("kind", "ticket")
     search_fields = ("kind", "payload")
     date_hierarchy = "created_at"
+
+
+admin.site.unregister(MergeAttempt)
+
+
+@admin.register(MergeAttempt)
+class MergeAttemptWithRollbackAdmin(MergeAttemptAdmin):
+    """The merge audit, plus the reviewers' rollback (it moves the ticket, so it lives with tickets)."""
+
+    actions = ["roll_back"]
+
+    @admin.action(description="Roll back: the ticket branch to the attempt's recovery point (CAS)",
+                  permissions=["roll_back"])
+    def roll_back(self, request, queryset) -> None:
+        for attempt in queryset.order_by("-pk"):  # latest first: earlier ones need the later undone
+            try:
+                rollback_attempt(attempt.pk, request.user)
+            except CannotRollBack as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"merge #{attempt.pk} rolled back", messages.SUCCESS)
+
+    def has_roll_back_permission(self, request) -> bool:
+        return can_review(request.user)

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 
 
 class CoordinationConfig(AppConfig):
@@ -7,8 +7,14 @@ class CoordinationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from coordination.domain import joins  # noqa: F401  (registers the join signal)
+        from coordination.domain import dispatch, joins  # noqa: F401  (joins registers the join signal)
+        from coordination.jobs.dispatchers import default_dispatcher
+        from coordination.models import Event
+        from coordination.web.live import announce_saved_event
         from coordination.web.permissions import ensure_groups
+
+        dispatch.install_default(default_dispatcher)
+        post_save.connect(announce_saved_event, sender=Event, dispatch_uid="dagmerge-announce-event")
 
         # The viewers and reviewers groups, after every migrate and every test flush: no data migration.
         post_migrate.connect(ensure_groups, sender=self, dispatch_uid="dagmerge-ensure-groups")

@@ -7,7 +7,6 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from coordination.domain import states
-from coordination.web import live
 
 
 class Repository(models.Model):
@@ -226,7 +225,7 @@ class Event(models.Model):
 
     @classmethod
     def record(cls, ticket: Ticket, kind: str, payload: dict | None = None) -> Event:
-        """Write an event; the caller's transaction makes it atomic with the change it reports."""
+        """Write an event; the caller's transaction makes it atomic with the change it reports.
+        Watching browsers hear of it through ``web.live`` (a post_save receiver)."""
         event = cls.objects.create(ticket=ticket, kind=kind, payload=payload or {})
-        live.announce_on_commit(event)
         return event

@@ -110,12 +110,13 @@ def _submit(args) -> int:
 
 
 def _run(args) -> int:
+    from coordination.domain import dispatch
     from coordination.domain.reports import ticket_report
     from coordination.domain.spec import SpecError
-    from coordination.jobs import dispatch
+    from coordination.jobs.dispatchers import ThreadDispatcher
     from coordination.jobs.driving import Stuck, drive
 
-    pool = dispatch.ThreadDispatcher(args.concurrency)
+    pool = ThreadDispatcher(args.concurrency)
     dispatch.use(pool)
     try:
         ticket = _load(args.spec)
@@ -184,7 +185,7 @@ def _status(args) -> int:
 
 
 def _rollback(args) -> int:
-    from coordination.scheduling.flow import rollback_attempt
+    from coordination.scheduling.rollback import rollback_attempt
     from merges.models import MergeAttempt
     from merges.recovery import CannotRollBack
 

@@ -137,7 +137,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "git"
-CELERY_TASK_QUEUES = {"agents": {}, "git": {}}  # coordination.jobs.dispatch.Queue
+CELERY_TASK_QUEUES = {"agents": {}, "git": {}}  # coordination.domain.dispatch.Queue
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "coordination.sweep", "schedule": env_int("DAGMERGE_SWEEP_SECONDS", 30, 1)},

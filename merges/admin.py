@@ -1,15 +1,28 @@
 """Admin for the merge audit: every attempt, conflicted file and review action, read-only.
 
 Filters answer the audit's questions: which ticket, what status, which resolver settled it, who reviewed.
+The rollback action is the driving app's (``coordination.admin`` adds it): merges knows no tickets.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.http import HttpRequest
 
-from coordination.admin import ReadOnly
-from coordination.web.permissions import can_review
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
+
+
+class ReadOnly:
+    """For the audit trail (a ModelAdmin or an inline): visible to staff, changed by nobody."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class ConflictFileInline(ReadOnly, admin.TabularInline):
@@ -35,24 +48,6 @@ class MergeAttemptAdmin(ReadOnly, admin.ModelAdmin):
     search_fields = ("target_ref", "base_sha", "result_sha", "error", "review_reason")
     date_hierarchy = "started_at"
     inlines = [ConflictFileInline, ReviewActionInline]
-    actions = ["roll_back"]
-
-    @admin.action(description="Roll back: the ticket branch to the attempt's recovery point (CAS)",
-                  permissions=["roll_back"])
-    def roll_back(self, request, queryset) -> None:
-        from coordination.scheduling.flow import rollback_attempt
-        from merges.recovery import CannotRollBack
-
-        for attempt in queryset.order_by("-pk"):  # latest first: earlier ones need the later undone
-            try:
-                rollback_attempt(attempt.pk, request.user)
-            except CannotRollBack as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, f"merge #{attempt.pk} rolled back", messages.SUCCESS)
-
-    def has_roll_back_permission(self, request) -> bool:
-        return can_review(request.user)
 
 
 @admin.register(ConflictFile)

@@ -13,7 +13,8 @@ from pathlib import Path
 from merges.engine.conflicts import MARKER_SIZE
 from merges.engine.mergefile import MergedFile, merge_bytes
 from merges.engine.replay import MODES, replay
-from merges.engine.resolvers import COMPLEMENTARY, HISTORY_SAFE, RULE_SETS, RecordedResolutions
+from merges.engine.resolvers.ladder import COMPLEMENTARY, HISTORY_SAFE, RULE_SETS
+from merges.engine.resolvers.recorded import RecordedResolutions
 
 CLEAN, CONFLICTS_LEFT, USAGE = 0, 1, 2
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from merges.engine.conflicts import Hunk
-from merges.engine.resolvers import conflict_key
+from merges.engine.resolvers.recorded import conflict_key
 from merges.models import MergeAttempt, RecordedResolution
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from coordination.jobs import dispatch
+from coordination.domain import dispatch
+from coordination.jobs.dispatchers import ThreadDispatcher
 from tests.scenarios import RecordingDispatcher
 
 
@@ -14,6 +15,6 @@ def isolated_workspace(settings, tmp_path):
     dispatch.use(RecordingDispatcher())
     yield settings.DAGMERGE_WORKSPACE
     current = dispatch._dispatcher
-    if isinstance(current, dispatch.ThreadDispatcher):
+    if isinstance(current, ThreadDispatcher):
         current.shutdown()
     dispatch.use(None)

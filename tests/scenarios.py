@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coordination.domain import dispatch
 from coordination.domain.spec import validate_spec
-from coordination.jobs import dispatch
+from coordination.jobs.dispatchers import ThreadDispatcher
 from coordination.jobs.driving import drive
 from coordination.models import Ticket
 from coordination.scheduling.tickets import submit_ticket
@@ -40,7 +41,7 @@ def submit(repo: Repo, tasks: list[dict], **ticket_fields) -> Ticket:
 
 
 def run_ticket(repo: Repo, tasks: list[dict], workers: int = 3, **ticket_fields) -> Ticket:
-    pool = dispatch.ThreadDispatcher(workers)
+    pool = ThreadDispatcher(workers)
     dispatch.use(pool)
     ticket = submit(repo, tasks, **ticket_fields)
     drive(ticket.pk, pool, timeout=60)

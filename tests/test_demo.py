@@ -14,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from coordination.jobs import dispatch
+from coordination.domain import dispatch
+from coordination.jobs.dispatchers import ThreadDispatcher
 from coordination.jobs.driving import drive
 from coordination.web.demo import make_demo_tickets
 
@@ -22,7 +23,7 @@ from coordination.web.demo import make_demo_tickets
 @pytest.mark.django_db(transaction=True)
 def test_demo_tickets_one_runs_through_and_one_waits_for_review(tmp_path, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    pool = dispatch.ThreadDispatcher(3)
+    pool = ThreadDispatcher(3)
     dispatch.use(pool)
     clean, conflicting = make_demo_tickets(tmp_path)
     assert drive(clean.pk, pool, timeout=90) == "done"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from coordination.jobs.dispatch import ThreadDispatcher
+from coordination.jobs.dispatchers import ThreadDispatcher
 from coordination.models import Event, Ticket
 
 STOPPING = ("done", "failed", "cancelled", "awaiting_review")

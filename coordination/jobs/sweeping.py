@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from coordination.jobs import dispatch
-from coordination.jobs.dispatch import Job
+from coordination.domain import dispatch
+from coordination.domain.dispatch import Job
 from coordination.models import Join, Task, Ticket
 
 STALE_AFTER = timedelta(minutes=2)

@@ -1,11 +1,12 @@
 """The doors' side of a review: build the plan for the ticket, let ``merges.review`` act, then release
-the continuation the same way an automatic merge does (``flow.record_merge_outcome``)."""
+the continuation the same way an automatic merge does (``landing.record_merge_outcome``)."""
 
 from __future__ import annotations
 
+from coordination.domain.budget import charge_llm
 from coordination.models import Event, Task
 from coordination.running import workspace
-from coordination.scheduling import flow
+from coordination.scheduling import landing, leases
 from coordination.scheduling.plans import merge_plan
 from merges import review
 from merges.models import MergeAttempt
@@ -24,21 +25,21 @@ def approve(attempt_id: int, user) -> MergeAttempt:
     problems = review.gate_problems(attempt)
     if problems:  # refused cheaply; review.approve checks again under the row lock
         raise review.GateClosed(problems)
-    with flow.ticket_merge_lease(ticket.pk):
+    with leases.ticket_merge_lease(ticket.pk):
         ticket.refresh_from_db()
         plan = merge_plan(ticket, tasks)
         plan.current_head = ticket.head_sha
         attempt = review.approve(git, attempt_id, user, plan)
         Event.record(ticket, "review.approved", {"attempt_id": attempt.pk, "by": user.get_username()})
-        flow.record_merge_outcome(ticket, tasks, attempt.join, attempt)
-    flow.after_merge(ticket.pk, attempt)
+        landing.record_merge_outcome(ticket, tasks, attempt.join, attempt)
+    landing.after_merge(ticket.pk, attempt)
     return attempt
 
 
 def retry_with_hint(attempt_id: int, hint: str, user) -> MergeAttempt:
     attempt, ticket, tasks, git = _context(attempt_id)
     attempt = review.retry_with_hint(git, attempt_id, hint, user, merge_plan(ticket, tasks))
-    flow.charge_llm(ticket.pk)
+    charge_llm(ticket.pk)
     Event.record(ticket, "review.retried", {"attempt_id": attempt.pk, "by": user.get_username(), "hint": hint,
                                             "review_reason": attempt.review_reason})
     return attempt
@@ -48,13 +49,13 @@ def drop_source(attempt_id: int, source: str, user) -> MergeAttempt:
     """Merge the join without ``source``; that task runs again afterwards, on the merged head, with the
     conflict it caused in its context."""
     attempt, ticket, tasks, git = _context(attempt_id)
-    with flow.ticket_merge_lease(ticket.pk):
+    with leases.ticket_merge_lease(ticket.pk):
         ticket.refresh_from_db()
         plan = merge_plan(ticket, tasks)
         plan.current_head = ticket.head_sha
         attempt = review.drop_source(git, attempt_id, source, user, plan)
         dropped = Task.objects.get(ticket=ticket, key=source)
-        flow.requeue_dropped_source(dropped, attempt, user)
-        flow.record_merge_outcome(ticket, [t for t in tasks if t.key != source], attempt.join, attempt)
-    flow.after_merge(ticket.pk, attempt)
+        landing.requeue_dropped_source(dropped, attempt, user)
+        landing.record_merge_outcome(ticket, [t for t in tasks if t.key != source], attempt.join, attempt)
+    landing.after_merge(ticket.pk, attempt)
     return attempt

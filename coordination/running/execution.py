@@ -22,14 +22,14 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from coordination.domain import ownership
+from coordination.domain import dispatch, ownership
+from coordination.domain.budget import llm_settings, ticket_budget
+from coordination.domain.dispatch import Job
 from coordination.domain.tokens import ticket_token
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
 from coordination.running.sandboxes.local import LocalWorktreeSandbox, ProcessResult, Sandbox
-from coordination.scheduling import flow
-from coordination.scheduling.plans import llm_settings, ticket_budget
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,7 @@ def run_task(task_id: int) -> None:
     finally:
         heartbeat.stop()
     if finish(task_id, owner, outcome):
-        if outcome.result.get("llm_invocations"):
-            flow.charge_llm(task.ticket_id)
-        flow.task_finished(task_id)
+        dispatch.submit(Job.TASK_FINISHED, task_id)
 
 
 def claim(task_id: int, owner: str) -> Task | None:

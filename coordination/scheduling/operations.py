@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from coordination.jobs import dispatch
-from coordination.jobs.dispatch import Job
+from coordination.domain import dispatch
+from coordination.domain.dispatch import Job
 from coordination.models import Event, Join, Task, Ticket
-from coordination.scheduling.flow import ticket_merge_lease
+from coordination.scheduling.leases import ticket_merge_lease
 
 CANCEL_LEASE_WAIT_SECONDS = 10.0
 UNFINISHED_TASKS = ("pending", "ready", "claimed", "running", "blocked")

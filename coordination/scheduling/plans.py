@@ -10,27 +10,17 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
+from coordination.domain.budget import llm_settings, ticket_budget
 from coordination.models import Task, Ticket
 from coordination.running import workspace
 from merges.attempts import MergePlan
 from merges.engine.convergence import Source
-from merges.engine.llm import Budget, LLMSettings, SideIntent
+from merges.engine.llm import SideIntent
 from merges.engine.settling import LadderPolicy
 from merges.engine.verify import VerifyCommand
 from merges.recorded import DatabaseResolutions
 
 SUMMARY_CHARS = 2000
-
-
-def llm_settings() -> LLMSettings:
-    return LLMSettings(model=settings.DAGMERGE_LLM_MODEL, max_turns=settings.DAGMERGE_LLM_MAX_TURNS,
-                       timeout_s=settings.DAGMERGE_LLM_TIMEOUT, max_retries=settings.DAGMERGE_LLM_MAX_RETRIES,
-                       cli_path=settings.DAGMERGE_CLAUDE_CLI)
-
-
-def ticket_budget(ticket: Ticket) -> Budget:
-    return Budget(invocations=max(ticket.llm_max_invocations - ticket.llm_invocations, 0),
-                  usd=max(float(ticket.llm_max_usd - ticket.llm_cost_usd), 0.0))
 
 
 def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from coordination.domain import dispatch
+from coordination.domain.dispatch import Job
 from coordination.domain.ownership import predicted_overlaps
 from coordination.domain.spec import SpecError, TaskSpec, TicketSpec, check_dag, parse_task
-from coordination.jobs import dispatch
-from coordination.jobs.dispatch import Job
 from coordination.models import Event, Join, Repository, Task, Ticket
 from coordination.running import workspace
-from coordination.scheduling import flow
+from coordination.scheduling import publishing, scheduler
 from merges.engine.git import RefMoved
 
 
@@ -49,7 +49,7 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
         except RefMoved:
             raise SpecError(f"{ticket.branch} already exists in the workspace; is another dagmerge using it?") from None
         dispatch.submit(Job.ADVANCE, ticket.pk)
-        transaction.on_commit(lambda: flow.publish_ticket(ticket.pk))
+        transaction.on_commit(lambda: publishing.publish_ticket(ticket.pk))
     return ticket
 
 
@@ -80,7 +80,7 @@ def _handle_predicted_overlaps(ticket: Ticket, spec: TicketSpec, order: list[str
     for key in order:
         ancestors[key] = set(by_key[key].depends_on).union(*(ancestors[d] for d in by_key[key].depends_on))
     position = {key: i for i, key in enumerate(order)}
-    files = flow.repository_files(ticket.repository_id, base_sha)
+    files = scheduler.repository_files(ticket.repository_id, base_sha)
 
     def may_run_in_parallel(a: str, b: str) -> bool:
         return a not in ancestors[b] and b not in ancestors[a]

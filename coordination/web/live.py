@@ -29,6 +29,12 @@ def ticket_group(ticket_id: int) -> str:
     return f"ticket-{ticket_id}"
 
 
+def announce_saved_event(sender: type, instance: Event, created: bool, **kwargs: object) -> None:
+    """post_save receiver (connected in ``CoordinationConfig.ready``): a new event is announced."""
+    if created:
+        announce_on_commit(instance)
+
+
 def announce_on_commit(event: Event) -> None:
     if not settings.REDIS_URL:
         return  # the relay in the ASGI process finds it in the table

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from merges.engine.conflicts import MARKER_SIZE, safe_marker_size
 from merges.engine.git import Git
-from merges.engine.resolvers import HISTORY_SAFE, FileResolution, ResolutionStore, Sides, resolve_merged
+from merges.engine.resolvers.context import Sides
+from merges.engine.resolvers.ladder import HISTORY_SAFE, FileResolution, resolve_merged
+from merges.engine.resolvers.recorded import ResolutionStore
 
 LABELS = ("ours", "base", "theirs")
 BINARY_SNIFF = 8000  # git calls a file binary when a NUL shows in its first 8000 bytes

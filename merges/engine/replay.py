@@ -27,8 +27,8 @@ from pathlib import Path
 from merges.engine.conflicts import TEXT_KINDS, describe_conflicts, marker_collision, safe_marker_size
 from merges.engine.git import Git, GitError, MergeTreeResult
 from merges.engine.mergefile import git_merge_file
-from merges.engine.resolvers import COMPLEMENTARY, HISTORY_SAFE, FileResolution, Sides, resolve_file, resolve_merged
-from merges.engine.resolvers.context import content_key
+from merges.engine.resolvers.context import Sides, content_key
+from merges.engine.resolvers.ladder import COMPLEMENTARY, HISTORY_SAFE, FileResolution, resolve_file, resolve_merged
 from merges.engine.resolvers.linemerge import Edit, apply
 
 MODES = ("history", "parallel")

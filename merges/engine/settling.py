@@ -17,7 +17,8 @@ from pathlib import Path
 from merges.engine.conflicts import TEXT_KINDS, ConflictDetail
 from merges.engine.git import Git, MergeTreeResult
 from merges.engine.llm import BUDGET_EXHAUSTED, NO_API_KEY, Budget, LLMSettings, SideIntent, resolve_conflicts
-from merges.engine.resolvers import FileResolution, ResolutionStore, resolve_file
+from merges.engine.resolvers.ladder import FileResolution, resolve_file
+from merges.engine.resolvers.recorded import ResolutionStore
 from merges.engine.validation import Verdict, validate_text
 
 

@@ -30,7 +30,8 @@ from django.db import connections  # noqa: E402
 from django.test import override_settings  # noqa: E402
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
 
-from coordination.jobs import dispatch  # noqa: E402
+from coordination.domain import dispatch  # noqa: E402
+from coordination.jobs.dispatchers import ThreadDispatcher
 from tests import factories  # noqa: E402
 from tests.fakes import fake_claude  # noqa: E402
 
@@ -94,7 +95,7 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         # server was forked with the class's workspace, and this test's workers must use the same.
         self._workspace = override_settings(DAGMERGE_WORKSPACE=self.workspace)
         self._workspace.enable()
-        self.pool: dispatch.ThreadDispatcher | None = None
+        self.pool: ThreadDispatcher | None = None
         self.context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
@@ -111,9 +112,9 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self._workspace.disable()
         super().tearDown()
 
-    def workers(self, count: int = 3) -> dispatch.ThreadDispatcher:
+    def workers(self, count: int = 3) -> ThreadDispatcher:
         """Jobs of this process (task runs, merges) go to a thread pool from now on."""
-        self.pool = dispatch.ThreadDispatcher(count)
+        self.pool = ThreadDispatcher(count)
         dispatch.use(self.pool)
         return self.pool
 

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+from coordination.domain import dispatch
 from coordination.domain.tokens import ticket_token
-from coordination.jobs import dispatch
+from coordination.jobs.dispatchers import ThreadDispatcher
 from coordination.jobs.driving import drive
 from coordination.models import Join, Task, Ticket
 from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
@@ -29,7 +30,7 @@ post({"key": "D", "depends_on": ["B", "C"], "command": "sh -c 'test -f b.txt && 
 
 def test_a_running_task_adds_parallel_work_and_a_join_through_the_api(tmp_path, live_server, settings):
     settings.DAGMERGE_API_URL = live_server.url
-    pool = dispatch.ThreadDispatcher(3)
+    pool = ThreadDispatcher(3)
     dispatch.use(pool)
     repo = source_repo(tmp_path)
     script = tmp_path / "add_tasks.py"

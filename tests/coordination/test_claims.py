@@ -72,13 +72,13 @@ def test_a_bad_glob_is_a_spec_error(tmp_path):
 
 def test_the_ticket_page_says_on_which_task_a_waiting_task_waits(tmp_path, client):
     from coordination.models import Task
-    from coordination.scheduling import flow
+    from coordination.scheduling import scheduler
     from tests import factories
 
     repo = source_repo(tmp_path, {"auth.py": "x\n"})
     ticket = submit(repo, [{"key": "A", "command": "true", "owned_files": ["auth.py"]},
                            {"key": "B", "command": "true", "owned_files": ["auth.py"]}])
-    flow.advance(ticket.pk)  # the test's dispatcher keeps the jobs: A stays ready, B must wait
+    scheduler.advance(ticket.pk)  # the test's dispatcher keeps the jobs: A stays ready, B must wait
     assert Task.objects.get(ticket=ticket, key="B").waiting_on == "A (both claim auth.py)"
 
     client.force_login(factories.bob())

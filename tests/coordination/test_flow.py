@@ -135,13 +135,14 @@ def test_bad_result_file_fails_the_task_with_a_clear_message(tmp_path):
 
 
 def test_ticket_ref_moved_underneath_the_engine_fails_loudly_and_is_not_overwritten(tmp_path):
-    from coordination.jobs import dispatch
+    from coordination.domain import dispatch
+    from coordination.jobs.dispatchers import ThreadDispatcher
     from coordination.jobs.driving import drive
     from coordination.running import workspace
     from tests.scenarios import submit
 
     repo = source_repo(tmp_path)
-    pool = dispatch.ThreadDispatcher(2)
+    pool = ThreadDispatcher(2)
     dispatch.use(pool)
     ticket = submit(repo, [{"key": "A", "command": sh("sleep 0.5; echo a > a.txt")}])
     clone = workspace.clone_git(ticket.repository_id)

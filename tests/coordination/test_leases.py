@@ -5,7 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from coordination.jobs import dispatch, sweeping
+from coordination.domain import dispatch
+from coordination.jobs import sweeping
+from coordination.jobs.dispatchers import ThreadDispatcher
 from coordination.models import Task
 from coordination.running import execution
 from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
@@ -18,9 +20,9 @@ def _ready_task(tmp_path):
     dispatch.use(dispatcher)
     repo = source_repo(tmp_path)
     ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt"), "owned_files": ["a.txt"]}])
-    from coordination.scheduling import flow
+    from coordination.scheduling import scheduler
 
-    flow.advance(ticket.pk)
+    scheduler.advance(ticket.pk)
     task = Task.objects.get(ticket=ticket)
     assert task.status == "ready"
     return task, dispatcher
@@ -77,7 +79,7 @@ def test_cancelling_a_ticket_stops_a_running_command(tmp_path, settings):
     from tests import factories
 
     settings.DAGMERGE_LEASE_SECONDS = 1.5  # the heartbeat looks every half second
-    pool = dispatch.ThreadDispatcher(2)
+    pool = ThreadDispatcher(2)
     dispatch.use(pool)
     repo = source_repo(tmp_path)
     ticket = submit(repo, [{"key": "A", "command": sh("echo started; sleep 60")}])

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from coordination.jobs import dispatch
+from coordination.domain import dispatch
 from coordination.models import Event, Task, Ticket
 from coordination.scheduling import operations
 from tests import factories

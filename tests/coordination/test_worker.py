@@ -11,7 +11,8 @@ import time
 import pytest
 from django.db import connection
 
-from coordination.jobs import dispatch
+from coordination.domain import dispatch
+from coordination.jobs.dispatchers import CeleryDispatcher
 from coordination.models import Ticket
 from dagmerge_site.celery import app as celery_app
 from tests.scenarios import sh, source_repo, submit
@@ -42,7 +43,7 @@ def celery_worker(settings, tmp_path):
         assert worker.poll() is None, log_path.read_text()
         assert time.monotonic() < deadline, "worker did not start:\n" + log_path.read_text()
         time.sleep(0.2)
-    dispatch.use(dispatch.CeleryDispatcher())
+    dispatch.use(CeleryDispatcher())
     yield worker
     worker.terminate()
     try:

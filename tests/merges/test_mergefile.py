@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from merges.engine.conflicts import parse_hunks
-from merges.engine.resolvers import RecordedResolutions, conflict_key
+from merges.engine.resolvers.recorded import RecordedResolutions, conflict_key
 from tests.gitrepo import Repo
 
 DAGMERGE = str(Path(sys.executable).with_name("dagmerge"))  # the console script, as users call it

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from coordination.running import workspace
-from coordination.scheduling.flow import rollback_attempt
+from coordination.scheduling.rollback import rollback_attempt
 from merges.models import MergeAttempt
 from merges.recovery import CannotRollBack
 from tests.scenarios import run_ticket, sh, source_repo

@@ -6,14 +6,8 @@ import pytest
 
 from merges.engine.conflicts import ConflictDetail, describe_conflicts, parse_hunks
 from merges.engine.mergefile import merge_bytes
-from merges.engine.resolvers import (
-    COMPLEMENTARY,
-    HISTORY_SAFE,
-    FileResolution,
-    RecordedResolutions,
-    conflict_key,
-    resolve_file,
-)
+from merges.engine.resolvers.ladder import COMPLEMENTARY, HISTORY_SAFE, FileResolution, resolve_file
+from merges.engine.resolvers.recorded import RecordedResolutions, conflict_key
 from tests.gitrepo import Repo
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from coordination.jobs import dispatch
+from coordination.domain import dispatch
+from coordination.jobs.dispatchers import ThreadDispatcher
 from coordination.jobs.driving import drive
 from coordination.review import actions as review_actions
 from merges import review
@@ -31,7 +32,7 @@ def alice():
 
 
 def _conflicted(tmp_path, files_b: dict, files_c: dict, base_files: dict | None = None, d_check: str = "true"):
-    pool = dispatch.ThreadDispatcher(3)
+    pool = ThreadDispatcher(3)
     dispatch.use(pool)
     repo = source_repo(tmp_path, base_files or {"notes.txt": BASE})
 

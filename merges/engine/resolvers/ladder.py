@@ -9,6 +9,15 @@ known of the sides' intent:
   changes when they touch without overlapping, or insert at one point in a known order.
 
 Recorded resolutions (a reviewer's earlier answer to the same conflict) are in both sets.
+
+Public API::
+
+    resolve_file(detail, rule_set="history-safe" | "complementary", store=None) -> FileResolution
+    resolve_merged(merged_text, path, Sides(base, ours, theirs), rule_set, store) -> FileResolution
+    FileResolution.outcomes  # per hunk: HunkOutcome(hunk, resolver name or None, resolved lines or None)
+    FileResolution.text      # the whole resolved file when every hunk is settled, else None
+    FileResolution.render()  # settled hunks replaced, the others left with conflict markers
+    RecordedResolutions / ResolutionStore / conflict_key  # reviewer-approved resolutions reused
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from merges.engine.conflicts import MARKER_SIZE, TEXT_KINDS, ConflictDetail, Hunk, marker_collision, parse_hunks
-from merges.engine.resolvers import linemerge, unions, whitespace
+from merges.engine.resolvers import linemerge, unions, whitespace  # submodules, not the package's names
 from merges.engine.resolvers.context import HunkContext, Sides
 from merges.engine.resolvers.recorded import ResolutionStore, recorded
 

@@ -6,52 +6,27 @@ process (``dagmerge run``, for scripts and CI). Both call the same domain functi
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+
+from coordination.domain.dispatch import Job
+from coordination.jobs.registry import job_function
 
 log = logging.getLogger(__name__)
 
 
-class Queue(enum.StrEnum):
-    AGENTS = "agents"  # task runs: minutes to hours
-    GIT = "git"  # merges and scheduling: seconds
-
-
-class Job(enum.StrEnum):
-    RUN_TASK = "run_task"
-    LAND_TASK = "land_task"
-    CONVERGE_JOIN = "converge_join"
-    ADVANCE = "advance"
-
-    @property
-    def queue(self) -> Queue:
-        return Queue.AGENTS if self is Job.RUN_TASK else Queue.GIT
-
-
-def job_function(job: Job) -> Callable[[int], object]:
-    from coordination.running import execution
-    from coordination.scheduling import flow
-
-    return {
-        Job.RUN_TASK: execution.run_task,
-        Job.LAND_TASK: flow.land_task,
-        Job.CONVERGE_JOIN: flow.converge_join,
-        Job.ADVANCE: flow.advance,
-    }[job]
-
 
 class CeleryDispatcher:
-    def submit(self, job: Job, object_id: int) -> None:
-        from coordination import tasks
+    """Sends a job by its Celery task name (``coordination.<job>``, see ``coordination.tasks``)."""
 
-        celery_task = tasks.BY_JOB[job]
-        transaction.on_commit(lambda: celery_task.apply_async((object_id,), queue=job.queue.value))
+    def submit(self, job: Job, object_id: int) -> None:
+        transaction.on_commit(lambda: current_app.send_task(f"coordination.{job.value}", (object_id,),
+                                                            queue=job.queue.value))
 
 
 class ThreadDispatcher:
@@ -92,20 +67,7 @@ class ThreadDispatcher:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-_dispatcher: CeleryDispatcher | ThreadDispatcher | None = None
 
-
-def use(dispatcher: CeleryDispatcher | ThreadDispatcher | None) -> None:
-    global _dispatcher
-    _dispatcher = dispatcher
-
-
-def current() -> CeleryDispatcher | ThreadDispatcher:
-    global _dispatcher
-    if _dispatcher is None:
-        _dispatcher = ThreadDispatcher(2) if settings.DAGMERGE_DISPATCH == "threads" else CeleryDispatcher()
-    return _dispatcher
-
-
-def submit(job: Job, object_id: int) -> None:
-    current().submit(job, object_id)
+def default_dispatcher() -> CeleryDispatcher | ThreadDispatcher:
+    """Celery with the servers; a small thread pool when DAGMERGE_DISPATCH says ``threads``."""
+    return ThreadDispatcher(2) if settings.DAGMERGE_DISPATCH == "threads" else CeleryDispatcher()

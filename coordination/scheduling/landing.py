@@ -1,0 +1,137 @@
+"""Landing work on the ticket branch: a finished task's branch, or a join's sources after synthesis.
+
+Merging is slow I/O, so it happens outside any transaction, serialized per ticket by the merge lease;
+``record_merge_outcome`` is the one way a merge's result (automatic or reviewed) reaches the DAG.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.utils import timezone
+
+from coordination.domain.budget import charge_llm
+from coordination.domain.synthesis import synthesize
+from coordination.models import Event, Join, Task, Ticket
+from coordination.running import workspace
+from coordination.scheduling.leases import ticket_merge_lease
+from coordination.scheduling.plans import merge_plan
+from coordination.scheduling.publishing import publish_ticket
+from coordination.scheduling.scheduler import advance
+from merges.attempts import run_attempt
+from merges.models import MergeAttempt
+
+log = logging.getLogger(__name__)
+
+def task_finished(task_id: int) -> None:
+    """A task ended: land its work if no join waits for it, then move the ticket on."""
+    task = Task.objects.get(pk=task_id)
+    if (task.result or {}).get("llm_invocations"):
+        charge_llm(task.ticket_id)
+    if task.status == "succeeded" and not task.source_of_joins.exists():
+        land_task(task_id)
+    else:
+        advance(task.ticket_id)
+
+
+def land_task(task_id: int) -> None:
+    """Merge a finished task's branch into the ticket branch (a task that is no join's source)."""
+    task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+    if task.landed or task.status != "succeeded" or task.source_of_joins.exists():
+        return
+    _merge_into_ticket(task.ticket, [task], join=None)
+
+
+def converge_join(join_id: int) -> None:
+    """Synthesis, then the convergence merge of the join's sources; idempotent on redelivery."""
+    with transaction.atomic():
+        join = Join.objects.select_for_update().select_related("continuation", "ticket__repository").get(pk=join_id)
+        if join.status != "synthesizing":
+            return  # already taken by another delivery of this message
+        sources = [s for s in join.sources.all() if s.status == "succeeded"]
+        continuation = join.continuation
+        continuation.synthesis_context = synthesize(sources)
+        continuation.save(update_fields=["synthesis_context", "updated_at"])
+        join.transition("merging", event_payload={"sources": sorted(s.key for s in sources)})
+        ticket = Ticket.objects.select_for_update().get(pk=join.ticket_id)
+        if ticket.status == "running":
+            ticket.transition("merging")
+    _merge_into_ticket(join.ticket, sources, join=join)
+
+
+def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None) -> None:
+    git = workspace.clone_git(ticket.repository_id)
+    with ticket_merge_lease(ticket.pk):
+        ticket.refresh_from_db()
+        if ticket.machine.is_final(ticket.status):
+            return  # cancelled (or ended) while this merge waited for the lease
+        landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
+        pending = [t for t in tasks if t.pk not in landed]
+        if not pending and join is None:
+            return  # a redelivered landing: the work is already on the ticket branch
+        Event.record(ticket, "merge.started", {"sources": [t.key for t in pending],
+                                               "join_id": join.pk if join else None})
+        attempt = run_attempt(
+            git, merge_plan(ticket, pending), ticket_id=ticket.pk, target_ref=ticket.ref,
+            expected_head=ticket.head_sha, join_id=join.pk if join else None,
+            task_id=pending[0].pk if join is None and pending else None,
+        )
+        record_merge_outcome(ticket, tasks, join, attempt)
+    after_merge(ticket.pk, attempt)
+
+
+def after_merge(ticket_id: int, attempt: MergeAttempt) -> None:
+    charge_llm(ticket_id)
+    if attempt.status == "merged":
+        publish_ticket(ticket_id)
+    advance(ticket_id)
+
+
+def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:
+    """The one way a merge's result reaches the DAG, automatic or reviewed: a merged attempt lands its
+    sources and releases the continuation (through ``advance``); a conflict waits for a person."""
+    payload = {"attempt_id": attempt.pk, "join_id": join.pk if join else None,
+               "order": attempt.merge_order, "scores": attempt.conflict_scores}
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        join = Join.objects.select_for_update().get(pk=join.pk) if join else None
+        if ticket.machine.is_final(ticket.status):
+            Event.record(ticket, "merge.ignored", {**payload, "why": f"ticket is {ticket.status}"})
+            return
+        Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error,
+                                                           "review_reason": attempt.review_reason})
+        if attempt.status == "merged":
+            ticket.head_sha = attempt.result_sha
+            ticket.save(update_fields=["head_sha", "updated_at"])
+            Event.record(ticket, "ticket.head", {"sha": attempt.result_sha})
+            Task.objects.filter(pk__in=[t.pk for t in tasks]).update(landed=True)
+            if join:
+                join.transition("merged")
+            still_waiting = ticket.joins.filter(status="awaiting_review").exists()
+            if ticket.status == "merging" or (ticket.status == "awaiting_review" and not still_waiting):
+                ticket.transition("running")
+        elif attempt.status == "conflicted":
+            if join and join.status != "awaiting_review":
+                join.transition("awaiting_review")
+            if ticket.status != "awaiting_review":
+                ticket.transition("awaiting_review", event_payload={"attempt_id": attempt.pk})
+        else:
+            if join:
+                join.transition("failed")
+            ticket.transition("failed", error=f"merge #{attempt.pk} failed: {attempt.error}",
+                              finished_at=timezone.now())
+
+
+def requeue_dropped_source(task: Task, attempt: MergeAttempt, user) -> None:
+    """A reviewer merged a join without ``task``: it runs again on the merged head, as a task of its own,
+    with the conflict it caused in its context."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("ticket").get(pk=task.pk)
+        for join in task.source_of_joins.all():
+            join.sources.remove(task)
+        conflicts = [{"path": c.path, "kind": c.kind, "hunks": c.hunks}
+                     for c in attempt.conflict_files.filter(source=task.key)]
+        task.transition("pending", landed=False, synthesis_context={
+            "dropped_from_merge": attempt.pk, "dropped_by": user.get_username(), "conflicts": conflicts})
