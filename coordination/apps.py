@@ -7,9 +7,10 @@ class CoordinationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from coordination.domain import dispatch, joins  # noqa: F401  (joins registers the join signal)
+        from coordination.domain import dispatch
         from coordination.jobs.dispatchers import default_dispatcher
         from coordination.models import Event
+        from coordination.scheduling import joins  # noqa: F401  (registers the join signal)
         from coordination.web.live import announce_saved_event
         from coordination.web.permissions import ensure_groups
 

@@ -93,8 +93,8 @@ def _print_overlap_warnings(ticket, stream) -> None:
 
 
 def _submit(args) -> int:
-    from coordination.domain.reports import ticket_report
     from coordination.domain.spec import SpecError
+    from coordination.web.reports import ticket_report
 
     try:
         ticket = _load(args.spec)
@@ -111,10 +111,10 @@ def _submit(args) -> int:
 
 def _run(args) -> int:
     from coordination.domain import dispatch
-    from coordination.domain.reports import ticket_report
     from coordination.domain.spec import SpecError
     from coordination.jobs.dispatchers import ThreadDispatcher
     from coordination.jobs.driving import Stuck, drive
+    from coordination.web.reports import ticket_report
 
     pool = ThreadDispatcher(args.concurrency)
     dispatch.use(pool)
@@ -162,8 +162,8 @@ def _progress_line(event) -> str | None:
 
 
 def _status(args) -> int:
-    from coordination.domain.reports import ticket_report
     from coordination.models import Ticket
+    from coordination.web.reports import ticket_report
 
     try:
         ticket = Ticket.objects.get(pk=args.ticket)

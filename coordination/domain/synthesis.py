@@ -8,9 +8,10 @@ disagreement instead of one value silently winning.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coordination.models import Task
+if TYPE_CHECKING:
+    from coordination.models import Task
 
 
 def synthesize(sources: Iterable[Task]) -> dict[str, Any]:

@@ -3,11 +3,11 @@ the continuation the same way an automatic merge does (``landing.record_merge_ou
 
 from __future__ import annotations
 
-from coordination.domain.budget import charge_llm
 from coordination.models import Event, Task
 from coordination.running import workspace
 from coordination.scheduling import landing, leases
 from coordination.scheduling.plans import merge_plan
+from coordination.scheduling.spending import charge_llm
 from merges import review
 from merges.models import MergeAttempt
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from coordination.domain.budget import charge_llm
 from coordination.domain.synthesis import synthesize
 from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
@@ -20,6 +19,7 @@ from coordination.scheduling.leases import ticket_merge_lease
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
 from coordination.scheduling.scheduler import advance
+from coordination.scheduling.spending import charge_llm
 from merges.attempts import run_attempt
 from merges.models import MergeAttempt
 

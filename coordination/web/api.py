@@ -13,11 +13,11 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from coordination.domain.reports import ticket_report
 from coordination.domain.spec import SpecError
 from coordination.domain.tokens import token_grants
 from coordination.models import Ticket
 from coordination.scheduling.tickets import TicketClosed, add_discovered_task
+from coordination.web.reports import ticket_report
 
 
 def _error(status: int, message: str) -> JsonResponse:

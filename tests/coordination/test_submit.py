@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from coordination.domain.joins import ensure_join
 from coordination.domain.spec import SpecError
 from coordination.models import Event, Join, Repository, Task, Ticket
+from coordination.scheduling.joins import ensure_join
 from tests.scenarios import source_repo, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
