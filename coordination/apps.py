@@ -10,11 +10,14 @@ class CoordinationConfig(AppConfig):
         from coordination.domain import dispatch
         from coordination.jobs.dispatchers import default_dispatcher
         from coordination.models import Event
+        from coordination.running.io_guard import refuse_io_in_transaction
         from coordination.scheduling import joins  # noqa: F401  (registers the join signal)
         from coordination.web.live import announce_saved_event
         from coordination.web.permissions import ensure_groups
+        from merges.engine import processes
 
         dispatch.install_default(default_dispatcher)
+        processes.io_guard = refuse_io_in_transaction
         post_save.connect(announce_saved_event, sender=Event, dispatch_uid="dagmerge-announce-event")
 
         # The viewers and reviewers groups, after every migrate and every test flush: no data migration.

@@ -75,6 +75,8 @@ class Ticket(StatefulModel):
     base_sha = models.CharField(max_length=40)
     head_sha = models.CharField(max_length=40, help_text="Head of ticket/<id> in the workspace.")
     published_sha = models.CharField(max_length=40, blank=True, help_text="Last value pushed to the source.")
+    publish_failures = models.PositiveIntegerField(default=0, help_text="Pushes failed since the last success.")
+    publish_retry_at = models.DateTimeField(null=True, blank=True, help_text="When the sweep pushes again.")
     status = models.CharField(max_length=20, choices=machine.choices, default="pending")
     conflict_threshold = models.PositiveIntegerField(default=10)
     review_policy = models.CharField(max_length=20, choices=REVIEW_POLICIES, default="threshold")
@@ -132,6 +134,8 @@ class Task(StatefulModel):
     result = models.JSONField(null=True, blank=True)
     synthesis_context = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(
+        default=3, help_text="Runs allowed before a task whose worker keeps dying fails.")
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     lease_owner = models.CharField(max_length=200, blank=True)

@@ -41,6 +41,21 @@ def advance(ticket_id: int) -> None:
     job_function(Job.ADVANCE)(ticket_id)
 
 
+@shared_task(name="coordination.review_action", **OPTIONS)
+def review_action(attempt_id: int) -> None:
+    job_function(Job.REVIEW_ACTION)(attempt_id)
+
+
+@shared_task(name="coordination.recover_merge", **OPTIONS)
+def recover_merge(attempt_id: int) -> None:
+    job_function(Job.RECOVER_MERGE)(attempt_id)
+
+
+@shared_task(name="coordination.publish", **OPTIONS)
+def publish(ticket_id: int) -> None:
+    job_function(Job.PUBLISH)(ticket_id)
+
+
 @shared_task(name="coordination.sweep", **OPTIONS)
 def sweep() -> None:
     sweeping.sweep()

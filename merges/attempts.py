@@ -3,7 +3,8 @@ target ref by compare-and-swap only when everything is settled and verified."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,6 +20,8 @@ from merges.engine.verify import VerifyCommand, verify_tree
 from merges.models import ConflictFile, MergeAttempt
 from merges.recovery import keep_recovery_point
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class MergePlan:
@@ -30,6 +33,11 @@ class MergePlan:
     policy: LadderPolicy = field(default_factory=LadderPolicy)
     verify: VerifyCommand | None = None
     current_head: str | None = None  # where the target is now, if it moved on while a person reviewed
+    still_leased: Callable[[], bool] = field(default=lambda: True)  # False once the merge lost its lease
+
+
+class LeaseLost(Exception):
+    """The merge's lease lapsed before the ref moved: the attempt is left running for the sweep to recover."""
 
 
 def run_attempt(git: Git, plan: MergePlan, *, ticket_id: int, target_ref: str, expected_head: str,
@@ -71,13 +79,20 @@ def continue_attempt(git: Git, attempt: MergeAttempt, plan: MergePlan,
 
 
 def _guarded(git: Git, attempt: MergeAttempt, plan: MergePlan, step) -> None:
+    """Run a step of the attempt; any failure ends the attempt as failed with the reason (never running
+    for ever), except a lost lease: then someone else may hold the ticket and the sweep recovers it."""
     try:
         step()
+    except LeaseLost:
+        return
     except RefMoved as exc:
         attempt.status = "failed"
         attempt.error = f"{attempt.target_ref} moved underneath dagmerge ({exc.stderr}); nothing was overwritten"
     except GitError as exc:
         attempt.status, attempt.error = "failed", str(exc)
+    except Exception as exc:  # a bug or an unexpected failure must not leave the join merging for ever
+        log.exception("merge #%s failed unexpectedly", attempt.pk)
+        attempt.status, attempt.error = "failed", f"{type(exc).__name__}: {exc}"
     attempt.finished_at = timezone.now()
     attempt.save()
 
@@ -135,6 +150,12 @@ def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sourc
             raise GitError(["merge", head], 1, f"{attempt.target_ref} moved on during the review and the reviewed "
                            "merge no longer applies cleanly onto it")
         head = onto.head
+    if not plan.still_leased():
+        raise LeaseLost(attempt.pk)
+    # The intent is written before the ref moves: a merger that dies in between leaves a running attempt
+    # whose result_sha the ref already shows, and the sweep completes it instead of merging again.
+    attempt.result_sha = head
+    attempt.save(update_fields=["result_sha"])
     if head != expected:
         git.update_ref(attempt.target_ref, head, expected, message="dagmerge: convergence merge")
     attempt.result_sha, attempt.status = head, "merged"

@@ -40,6 +40,9 @@ class MergeAttempt(models.Model):
                                 help_text="Resolver rules used: history-safe or complementary.")
     recovery_ref = models.CharField(max_length=300, blank=True, help_text="Keeps the target head from before.")
     review_reason = models.TextField(blank=True, help_text="Why a person must decide, when one must.")
+    pending_action = models.JSONField(
+        default=dict, blank=True,
+        help_text="A reviewer's approve / retry / drop, queued: {kind, user_id, round, hint | source}.")
     resolvers = models.JSONField(default=dict, help_text="path → resolver that settled it.")
     llm_invocations = models.PositiveIntegerField(default=0)
     llm_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -212,24 +213,67 @@ def gate_problems(attempt: MergeAttempt) -> list[str]:
 # -- going on ----------------------------------------------------------------------------------------
 
 
-def approve(git: Git, attempt_id: int, user, plan: MergePlan) -> MergeAttempt:
-    """Commit the decided files and carry on with the remaining sources (raises GateClosed)."""
+ACTIONS = ("approve", "retry", "drop")
+
+
+def request_action(attempt_id: int, kind: str, user, *, hint: str = "", source: str = "") -> MergeAttempt:
+    """Queue a reviewer's approve / retry with a hint / drop a source: checked and taken under the row lock
+    (the attempt goes ``running``, so a second action or a late decision finds it busy); ``carry_out`` does
+    the git work later, on a worker. Raises GateClosed or ReviewError with the reason."""
+    if kind not in ACTIONS:
+        raise ReviewError(f"unknown review action {kind!r}")
     with transaction.atomic():
         attempt = MergeAttempt.objects.select_for_update().get(pk=attempt_id)
-        problems = gate_problems(attempt)
-        if problems:
-            raise GateClosed(problems)
-        resolved = {c.path: _resolved_content(c) for c in current_files(attempt)}
-        remembered = remember_decisions(attempt, current_files(attempt), user)
-        ReviewAction.objects.create(attempt=attempt, user=user, action="approve",
-                                    detail={"round": attempt.round, "paths": sorted(resolved),
-                                            "recorded_resolutions": remembered})
-        attempt.status = "running"  # taken: a second approve finds it no longer waiting
-        attempt.save(update_fields=["status"])
+        if kind == "approve":
+            problems = gate_problems(attempt)
+            if problems:
+                raise GateClosed(problems)
+        elif attempt.status != "conflicted":
+            raise ReviewError(f"merge #{attempt.pk} is {attempt.status}, not waiting for review")
+        if kind == "retry" and not attempt.conflict_tree:
+            raise ReviewError(f"merge #{attempt.pk} has no conflict to retry")
+        if kind == "drop" and (not attempt.pending_sources or attempt.pending_sources[0] != source):
+            raise ReviewError(f"{source} is not the conflicting source of merge #{attempt.pk}")
+        detail: dict = {"round": attempt.round}
+        if kind == "approve":
+            files = list(current_files(attempt))
+            detail |= {"paths": sorted(c.path for c in files),
+                       "recorded_resolutions": remember_decisions(attempt, files, user)}
+        elif kind == "retry":
+            detail["hint"] = hint
+        else:
+            detail["source"] = source
+        action = {"approve": "approve", "retry": "retry_with_hint", "drop": "drop_source"}[kind]
+        ReviewAction.objects.create(attempt=attempt, user=user, action=action, detail=detail)
+        attempt.status = "running"
+        attempt.pending_action = {"kind": kind, "user_id": user.pk, "round": attempt.round, "hint": hint,
+                                  "source": source}
+        attempt.save(update_fields=["status", "pending_action"])
+    return attempt
+
+
+def carry_out(git: Git, attempt_id: int, plan: MergePlan) -> MergeAttempt:
+    """Do the queued action's git work. Idempotent: a redelivered job finds nothing queued and leaves; a
+    job re-run after its worker died starts the action again from the decided round."""
+    attempt = MergeAttempt.objects.get(pk=attempt_id)
+    action = attempt.pending_action
+    if attempt.status != "running" or not action:
+        return attempt
+    attempt.conflict_files.filter(round__gt=attempt.round).delete()  # what a dead run had started
+    attempt.pending_action = {}
+    if action["kind"] == "retry":
+        return _retry(git, attempt, action, plan)
+    if action["kind"] == "drop":
+        attempt.incoming = [i for i in attempt.incoming if i["name"] != action["source"]]
+        attempt.pending_sources = attempt.pending_sources[1:]
+        return continue_attempt(git, attempt, plan, None, "")
     if not attempt.conflict_tree:  # the round was a failed verify command: the person accepts the tree
         plan.verify = None
         return continue_attempt(git, attempt, plan, None, "")
-    return continue_attempt(git, attempt, plan, resolved, f"Conflicts settled by {user.get_username()}.")
+    resolved = {c.path: _resolved_content(c) for c in current_files(attempt)}
+    user = get_user_model().objects.filter(pk=action["user_id"]).first()
+    who = user.get_username() if user else "a reviewer"
+    return continue_attempt(git, attempt, plan, resolved, f"Conflicts settled by {who}.")
 
 
 def _resolved_content(conflict: ConflictFile) -> tuple[str, bytes | str] | None:
@@ -239,11 +283,9 @@ def _resolved_content(conflict: ConflictFile) -> tuple[str, bytes | str] | None:
     return None if text is None else (conflict.mode, text.encode())
 
 
-def retry_with_hint(git: Git, attempt_id: int, hint: str, user, plan: MergePlan) -> MergeAttempt:
-    """Ask the agent again with the reviewer's note; its new proposal is shown, nothing is committed."""
-    attempt = MergeAttempt.objects.get(pk=attempt_id)
-    if attempt.status != "conflicted" or not attempt.conflict_tree:
-        raise ReviewError(f"merge #{attempt.pk} has no conflict to retry")
+def _retry(git: Git, attempt: MergeAttempt, action: dict, plan: MergePlan) -> MergeAttempt:
+    """Ask the agent again with the reviewer's note; its new proposal is shown, nothing is committed.
+    Proposals are written only onto the round the reviewer saw; the attempt waits for review again."""
     files = list(current_files(attempt))
     details = [_detail(c) for c in files]
     # The reviewer asked for the agent: the threshold no longer applies; the key and the budget still do.
@@ -251,36 +293,25 @@ def retry_with_hint(git: Git, attempt_id: int, hint: str, user, plan: MergePlan)
                           llm=plan.policy.llm, budget=plan.policy.budget, worktree_root=plan.policy.worktree_root)
     conflict = MergeTreeResult(tree=attempt.conflict_tree, clean=False)
     sides = [plan.sides[n] for n in (*attempt.merge_order, attempt.pending_sources[0]) if n in plan.sides]
-    settlement = settle(git, conflict, attempt.partial_sha, details, policy, sides, hint=hint)
+    settlement = settle(git, conflict, attempt.partial_sha, details, policy, sides, hint=action["hint"])
     with transaction.atomic():
-        attempt = MergeAttempt.objects.select_for_update().get(pk=attempt_id)
+        attempt = MergeAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if attempt.status != "running" or attempt.round != action["round"]:
+            return attempt  # someone else moved it on: this proposal is for a round nobody is deciding
         attempt.llm_invocations += settlement.llm_invocations
         attempt.llm_cost_usd += type(attempt.llm_cost_usd)(str(settlement.llm_cost_usd))
         attempt.review_reason = settlement.review_reason or "the agent proposed a resolution: a person approves it"
-        attempt.save(update_fields=["llm_invocations", "llm_cost_usd", "review_reason"])
+        attempt.status, attempt.pending_action = "conflicted", {}
+        attempt.save(update_fields=["llm_invocations", "llm_cost_usd", "review_reason", "status", "pending_action"])
         for row, file in zip(files, settlement.files, strict=True):
             row.resolutions, row.proposed_resolution = file.hunks, file.text
             row.proposed_by = file.proposed_by
             row.validation = file.validation.as_dict() if file.validation else {}
             row.save(update_fields=["resolutions", "proposed_resolution", "proposed_by", "validation"])
-        ReviewAction.objects.create(attempt=attempt, user=user, action="retry_with_hint",
-                                    detail={"hint": hint, "outcome": settlement.review_reason or "proposed",
-                                            "llm_error": settlement.llm_error})
+        ReviewAction.objects.create(attempt=attempt, user_id=action["user_id"], action="retry_result",
+                                    detail={"hint": action["hint"], "outcome": settlement.review_reason or "proposed",
+                                            "llm_error": settlement.llm_error, "round": attempt.round})
     return attempt
-
-
-def drop_source(git: Git, attempt_id: int, source: str, user, plan: MergePlan) -> MergeAttempt:
-    """Merge the rest without the conflicting source (the door re-runs that task afterwards)."""
-    with transaction.atomic():
-        attempt = MergeAttempt.objects.select_for_update().get(pk=attempt_id)
-        if attempt.status != "conflicted" or not attempt.pending_sources or attempt.pending_sources[0] != source:
-            raise ReviewError(f"{source} is not the conflicting source of merge #{attempt.pk}")
-        ReviewAction.objects.create(attempt=attempt, user=user, action="drop_source", detail={"source": source})
-        attempt.incoming = [i for i in attempt.incoming if i["name"] != source]
-        attempt.pending_sources = attempt.pending_sources[1:]
-        attempt.status = "running"
-        attempt.save(update_fields=["incoming", "pending_sources", "status"])
-    return continue_attempt(git, attempt, plan, None, "")
 
 
 def _detail(conflict: ConflictFile) -> ConflictDetail:

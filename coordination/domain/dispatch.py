@@ -23,6 +23,9 @@ class Job(enum.StrEnum):
     LAND_TASK = "land_task"
     CONVERGE_JOIN = "converge_join"
     ADVANCE = "advance"
+    REVIEW_ACTION = "review_action"  # a reviewer's approve / retry / drop (MergeAttempt id)
+    RECOVER_MERGE = "recover_merge"  # a merge attempt whose merger died (MergeAttempt id)
+    PUBLISH = "publish"  # push ticket/<id> back to the source (Ticket id)
 
     @property
     def queue(self) -> Queue:

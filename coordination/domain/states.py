@@ -41,11 +41,14 @@ TICKET = _machine(
     "ticket",
     {
         "pending": {"running", "failed", "cancelled"},
-        "running": {"merging", "awaiting_review", "done", "failed", "cancelled"},
-        "merging": {"running", "awaiting_review", "done", "failed", "cancelled"},
-        "awaiting_review": {"merging", "running", "failed", "cancelled"},
-        "failed": {"running", "cancelled"},  # a retried task puts a failed ticket back to work
-        "done": set(),
+        "running": {"merging", "awaiting_review", "done", "failed", "cancelled", "rolled_back"},
+        "merging": {"running", "awaiting_review", "done", "failed", "cancelled", "rolled_back"},
+        "awaiting_review": {"merging", "running", "failed", "cancelled", "rolled_back"},
+        "failed": {"running", "cancelled", "rolled_back"},  # a retried task puts a failed ticket back to work
+        # A merge was undone: nothing lands or starts until a person resumes the ticket (re-running the
+        # rolled-back tasks on the restored head) or closes it.
+        "rolled_back": {"running", "cancelled"},
+        "done": {"rolled_back"},
         "cancelled": set(),
     },
 )
@@ -57,7 +60,8 @@ TASK = _machine(
         "ready": {"claimed", "pending", "cancelled"},
         "claimed": {"running", "ready", "failed", "cancelled"},
         "running": {"succeeded", "failed", "ready", "cancelled"},  # ready: its worker died, re-queued
-        "succeeded": {"pending"},  # dropped from a join by a reviewer: re-run on the merged head
+        "succeeded": {"pending", "rolled_back"},  # pending: dropped from a join by a reviewer, re-run
+        "rolled_back": {"pending", "cancelled"},  # its merge was undone: re-run when the ticket resumes
         "failed": {"pending", "cancelled"},
         "blocked": {"pending", "cancelled"},
         "cancelled": set(),
@@ -69,9 +73,15 @@ JOIN = _machine(
     {
         "waiting": {"synthesizing", "failed"},
         "synthesizing": {"merging", "failed"},
-        "merging": {"merged", "awaiting_review", "failed"},
+        "merging": {"merged", "awaiting_review", "failed", "synthesizing"},  # synthesizing: its merger died
         "awaiting_review": {"merging", "merged", "failed"},
-        "merged": set(),
+        "merged": {"rolled_back"},
+        "rolled_back": {"waiting"},  # merged again when the ticket resumes
         "failed": {"waiting"},
     },
 )
+
+
+# A ticket that has ended (it may still be rolled back, which is not an end), and one that takes work.
+TICKET_ENDED = frozenset({"done", "cancelled"})
+TICKET_IDLE = TICKET_ENDED | {"rolled_back"}  # nothing lands, starts or is added until a person resumes it

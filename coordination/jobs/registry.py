@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from coordination.domain.dispatch import Job
+from coordination.review import actions as review_actions
 from coordination.running import execution
-from coordination.scheduling import landing, scheduler
+from coordination.scheduling import landing, publishing, scheduler
 
 JOBS: dict[Job, Callable[[int], object]] = {
     Job.RUN_TASK: execution.run_task,
@@ -14,6 +15,9 @@ JOBS: dict[Job, Callable[[int], object]] = {
     Job.LAND_TASK: landing.land_task,
     Job.CONVERGE_JOIN: landing.converge_join,
     Job.ADVANCE: scheduler.advance,
+    Job.REVIEW_ACTION: review_actions.carry_out_review,
+    Job.RECOVER_MERGE: landing.recover_merge,
+    Job.PUBLISH: publishing.publish_ticket,
 }
 
 

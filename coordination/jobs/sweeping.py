@@ -1,47 +1,101 @@
-"""The periodic sweep: work whose worker died, or whose message was lost, is handed out again."""
+"""The periodic sweep: every in-flight state whose lease lapsed is recovered, every lost message resent.
+
+Each in-flight state has an owner and a lease (see ``running.leases``); a worker that dies stops
+renewing it. The sweep finds what it left and returns it to the step before:
+
+- a task ``claimed`` / ``running`` with an expired lease goes back to ``ready`` — or fails once it has
+  been run ``max_attempts`` times ("worker lost 3 times"), so a task that kills its worker (OOM) is not
+  re-run for ever;
+- a merge attempt ``running`` while its ticket's merge lease is free or expired goes to
+  ``recover_merge`` (completed if its ref moved, its review action re-run, or merged again);
+- a join ``merging`` with no attempt running and no merge lease goes back to ``synthesizing``;
+- a ticket head not yet published is pushed again once its back-off has passed.
+
+Every move is a conditional update re-checked under the row lock; the sweep itself holds no lease
+and may run on several hosts at once.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from coordination.domain import dispatch
 from coordination.domain.dispatch import Job
 from coordination.models import Join, Task, Ticket
+from merges.models import MergeAttempt
 
 STALE_AFTER = timedelta(minutes=2)
 
 
 def sweep() -> dict[str, int]:
     now = timezone.now()
-    requeued = 0
-    for task in Task.objects.filter(status__in=("claimed", "running"), lease_expires_at__lt=now):
-        with transaction.atomic():
-            # Re-checked under the row lock: the heartbeat may have renewed it meanwhile.
-            task = Task.objects.select_for_update().select_related("ticket").get(pk=task.pk)
-            if task.status in ("claimed", "running") and task.lease_expires_at and task.lease_expires_at < now:
-                if task.status == "claimed":
-                    task.transition("ready", lease_owner="", lease_expires_at=None)
-                else:
-                    task.transition("ready", lease_owner="", lease_expires_at=None,
-                                    error="its worker stopped renewing the lease; re-queued")
-                task.claims.filter(released_at=None).update(released_at=now)
-                dispatch.submit(Job.RUN_TASK, task.pk)
-                requeued += 1
+    counts = {"requeued": _recover_tasks(now), "recovered_merges": 0, "recovered_joins": 0, "redispatched": 0,
+              "republished": 0}
+    lease = timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+    unlocked = Q(ticket__merge_lock_owner="") | Q(ticket__merge_lock_expires_at__lt=now)
+    in_flight = Q(status="running", started_at__lt=now - lease) | Q(status="merged", pending_action__has_key="kind")
+    for attempt_id in MergeAttempt.objects.filter(unlocked, in_flight).values_list("pk", flat=True):
+        dispatch.submit(Job.RECOVER_MERGE, attempt_id)
+        counts["recovered_merges"] += 1
+    for join in Join.objects.filter(unlocked, status="merging", updated_at__lt=now - lease).exclude(
+            merge_attempts__status="running"):
+        counts["recovered_joins"] += _recover_join(join.pk)
     stale = now - STALE_AFTER
-    redispatched = 0
     for task in Task.objects.filter(status="ready", updated_at__lt=stale):
         dispatch.submit(Job.RUN_TASK, task.pk)
-        redispatched += 1
-    for task in Task.objects.filter(status="succeeded", landed=False, source_of_joins=None, updated_at__lt=stale):
+        counts["redispatched"] += 1
+    for task in Task.objects.filter(status="succeeded", landed=False, source_of_joins=None, updated_at__lt=stale,
+                                    ticket__status__in=("running", "merging")):
         dispatch.submit(Job.LAND_TASK, task.pk)
-        redispatched += 1
+        counts["redispatched"] += 1
     for join in Join.objects.filter(status="synthesizing", updated_at__lt=stale):
         dispatch.submit(Job.CONVERGE_JOIN, join.pk)
-        redispatched += 1
+        counts["redispatched"] += 1
     for ticket in Ticket.objects.filter(status__in=("pending", "running"), updated_at__lt=stale):
         dispatch.submit(Job.ADVANCE, ticket.pk)
-        redispatched += 1
-    return {"requeued": requeued, "redispatched": redispatched}
+        counts["redispatched"] += 1
+    unpublished = Ticket.objects.exclude(published_sha=F("head_sha")).filter(
+        Q(publish_retry_at=None, updated_at__lt=stale) | Q(publish_retry_at__lt=now))
+    for ticket_id in unpublished.values_list("pk", flat=True):
+        dispatch.submit(Job.PUBLISH, ticket_id)
+        counts["republished"] += 1
+    return counts
+
+
+def _recover_tasks(now) -> int:
+    requeued = 0
+    for task_id in Task.objects.filter(status__in=("claimed", "running"), lease_expires_at__lt=now).values_list(
+            "pk", flat=True):
+        with transaction.atomic():
+            # Re-checked under the row lock: the heartbeat may have renewed it meanwhile.
+            task = Task.objects.select_for_update().select_related("ticket").get(pk=task_id)
+            if task.status not in ("claimed", "running") or not task.lease_expires_at or task.lease_expires_at >= now:
+                continue
+            task.claims.filter(released_at=None).update(released_at=now)
+            if task.attempts >= task.max_attempts:
+                task.transition("failed", lease_owner="", lease_expires_at=None, finished_at=now,
+                                error=f"worker lost {task.attempts} times (max_attempts {task.max_attempts})")
+                dispatch.submit(Job.ADVANCE, task.ticket_id)
+                continue
+            task.transition("ready", lease_owner="", lease_expires_at=None,
+                            error="its worker stopped renewing the lease; re-queued" if task.status == "running"
+                            else "",
+                            event_payload={"why": "lease expired", "attempts": task.attempts})
+            dispatch.submit(Job.RUN_TASK, task.pk)
+            requeued += 1
+    return requeued
+
+
+def _recover_join(join_id: int) -> int:
+    with transaction.atomic():
+        join = Join.objects.select_for_update().get(pk=join_id)
+        if join.status != "merging" or join.merge_attempts.filter(status="running").exists():
+            return 0
+        join.transition("synthesizing", event_payload={"why": "its merger was lost"})
+        dispatch.submit(Job.CONVERGE_JOIN, join.pk)
+    return 1

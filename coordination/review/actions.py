@@ -1,61 +1,79 @@
-"""The doors' side of a review: build the plan for the ticket, let ``merges.review`` act, then release
-the continuation the same way an automatic merge does (``landing.record_merge_outcome``)."""
+"""A reviewer's approve, retry with a hint and drop a source: queued at once, carried out as a git job.
+
+The request checks and takes the attempt under its row lock (``merges.review.request_action``) and
+answers; ``carry_out_review`` runs on the git queue under the ticket's merge lease, builds the plan for the
+ticket, lets ``merges.review`` do the git work, then releases the continuation the same way an automatic
+merge does (``landing.record_merge_outcome``). A worker that dies mid-way leaves the attempt running with
+its action queued: the sweep hands the job out again, and it starts over from the decided round.
+"""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+
+from coordination.domain import dispatch
+from coordination.domain.dispatch import Job
 from coordination.models import Event, Task
 from coordination.running import workspace
-from coordination.scheduling import landing, leases
+from coordination.running.leases import ticket_merge_lease
+from coordination.scheduling import landing
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.spending import charge_llm
 from merges import review
 from merges.models import MergeAttempt
 
 
-def _context(attempt_id: int):
-    attempt = MergeAttempt.objects.select_related("ticket", "join").get(pk=attempt_id)
-    ticket = attempt.ticket
-    tasks = list(Task.objects.filter(ticket=ticket, key__in=[i["name"] for i in attempt.incoming]))
-    return attempt, ticket, tasks, workspace.clone_git(ticket.repository_id)
-
-
-def approve(attempt_id: int, user) -> MergeAttempt:
+def request_approve(attempt_id: int, user) -> MergeAttempt:
     """Raises review.GateClosed with the problems when the server-side gate is closed."""
-    attempt, ticket, tasks, git = _context(attempt_id)
-    problems = review.gate_problems(attempt)
-    if problems:  # refused cheaply; review.approve checks again under the row lock
-        raise review.GateClosed(problems)
-    with leases.ticket_merge_lease(ticket.pk):
-        ticket.refresh_from_db()
-        plan = merge_plan(ticket, tasks)
-        plan.current_head = ticket.head_sha
-        attempt = review.approve(git, attempt_id, user, plan)
-        Event.record(ticket, "review.approved", {"attempt_id": attempt.pk, "by": user.get_username()})
-        landing.record_merge_outcome(ticket, tasks, attempt.join, attempt)
-    landing.after_merge(ticket.pk, attempt)
-    return attempt
+    return _request(attempt_id, "approve", user)
 
 
-def retry_with_hint(attempt_id: int, hint: str, user) -> MergeAttempt:
-    attempt, ticket, tasks, git = _context(attempt_id)
-    attempt = review.retry_with_hint(git, attempt_id, hint, user, merge_plan(ticket, tasks))
-    charge_llm(ticket.pk)
-    Event.record(ticket, "review.retried", {"attempt_id": attempt.pk, "by": user.get_username(), "hint": hint,
-                                            "review_reason": attempt.review_reason})
-    return attempt
+def request_retry(attempt_id: int, hint: str, user) -> MergeAttempt:
+    return _request(attempt_id, "retry", user, hint=hint)
 
 
-def drop_source(attempt_id: int, source: str, user) -> MergeAttempt:
+def request_drop(attempt_id: int, source: str, user) -> MergeAttempt:
     """Merge the join without ``source``; that task runs again afterwards, on the merged head, with the
     conflict it caused in its context."""
-    attempt, ticket, tasks, git = _context(attempt_id)
-    with leases.ticket_merge_lease(ticket.pk):
+    return _request(attempt_id, "drop", user, source=source)
+
+
+def _request(attempt_id: int, kind: str, user, **detail: str) -> MergeAttempt:
+    attempt = review.request_action(attempt_id, kind, user, **detail)
+    Event.record(attempt.ticket, "review.requested", {"attempt_id": attempt.pk, "action": kind,
+                                                      "by": user.get_username(), **detail})
+    dispatch.submit(Job.REVIEW_ACTION, attempt.pk)
+    return attempt
+
+
+def carry_out_review(attempt_id: int) -> None:
+    """The job: do the queued action; idempotent (nothing queued: nothing to do)."""
+    attempt = MergeAttempt.objects.select_related("ticket", "join").get(pk=attempt_id)
+    ticket = attempt.ticket
+    with ticket_merge_lease(ticket.pk) as beat:
+        attempt.refresh_from_db()
+        action = attempt.pending_action
+        if attempt.status != "running" or not action:
+            return
         ticket.refresh_from_db()
+        tasks = list(Task.objects.filter(ticket=ticket, key__in=[i["name"] for i in attempt.incoming]))
         plan = merge_plan(ticket, tasks)
         plan.current_head = ticket.head_sha
-        attempt = review.drop_source(git, attempt_id, source, user, plan)
-        dropped = Task.objects.get(ticket=ticket, key=source)
-        landing.requeue_dropped_source(dropped, attempt, user)
-        landing.record_merge_outcome(ticket, [t for t in tasks if t.key != source], attempt.join, attempt)
-    landing.after_merge(ticket.pk, attempt)
-    return attempt
+        plan.still_leased = lambda: not beat.lost.is_set()
+        attempt = review.carry_out(workspace.clone_git(ticket.repository_id), attempt_id, plan)
+        by = get_user_model().objects.filter(pk=action["user_id"]).first()
+        who = by.get_username() if by else "?"
+        if action["kind"] == "retry":
+            Event.record(ticket, "review.retried", {"attempt_id": attempt.pk, "by": who, "hint": action["hint"],
+                                                    "review_reason": attempt.review_reason})
+        elif attempt.status != "running":  # running: the lease was lost mid-way, the sweep goes on with it
+            if action["kind"] == "drop":
+                landing.requeue_dropped_source(Task.objects.get(ticket=ticket, key=action["source"]), attempt, by)
+                tasks = [t for t in tasks if t.key != action["source"]]
+            Event.record(ticket, f"review.{'approved' if action['kind'] == 'approve' else 'dropped'}",
+                         {"attempt_id": attempt.pk, "by": who, "source": action["source"]})
+            landing.record_merge_outcome(ticket, tasks, attempt.join, attempt)
+    if action["kind"] == "retry":
+        charge_llm(ticket.pk)
+    elif attempt.status != "running":
+        landing.after_merge(ticket.pk, attempt)

@@ -75,7 +75,7 @@ def _choice(request: HttpRequest) -> tuple[str, str | None]:
 def approve(request: HttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     try:
-        attempt = review_actions.approve(attempt.pk, request.user)
+        attempt = review_actions.request_approve(attempt.pk, request.user)
     except review.GateClosed as exc:
         return _refused(request, attempt, exc.problems)
     except review.ReviewError as exc:
@@ -91,10 +91,10 @@ def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
     if not hint:
         return _refused(request, attempt, ["a retry needs a hint: say what the agent got wrong"], status=422)
     try:
-        attempt = review_actions.retry_with_hint(attempt.pk, hint, request.user)
+        attempt = review_actions.request_retry(attempt.pk, hint, request.user)
     except review.ReviewError as exc:
         return _refused(request, attempt, [str(exc)])
-    messages.info(request, f"The agent was asked again with your hint: {attempt.review_reason}")
+    messages.info(request, "The agent is being asked again with your hint; its proposal appears here when it is done.")
     return _back(request, reverse("coordination:review", args=[attempt.pk]))
 
 
@@ -104,7 +104,7 @@ def drop_source(request: HttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     source = request.POST.get("source", "")
     try:
-        attempt = review_actions.drop_source(attempt.pk, source, request.user)
+        attempt = review_actions.request_drop(attempt.pk, source, request.user)
     except review.ReviewError as exc:
         return _refused(request, attempt, [str(exc)])
     return _outcome(request, attempt, f"dropped {source}")

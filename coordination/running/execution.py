@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
-import socket
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from coordination.domain import dispatch, ownership
@@ -29,12 +26,13 @@ from coordination.domain.tokens import ticket_token
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
+from coordination.running.leases import Lease
 from coordination.running.sandboxes.local import LocalWorktreeSandbox, ProcessResult, Sandbox
+from merges.engine.processes import untrusted_environment
 
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_SECONDS = 1.0
-ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 @dataclass
@@ -47,22 +45,30 @@ class Outcome:
 
 
 def run_task(task_id: int) -> None:
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    task = claim(task_id, owner)
+    lease = task_lease(task_id)
+    task = claim(task_id, lease.owner)
     if task is None:
         return
-    heartbeat = Heartbeat(task_id, owner)
+    heartbeat = lease.heartbeat(name=f"task-{task_id}")
     heartbeat.start()
     try:
         outcome = execute(task, stop=heartbeat.lost)
-        outcome.result["worker"] = owner
+        outcome.result["worker"] = lease.owner
     except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
         log.exception("task %s crashed", task_id)
         outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
-    if finish(task_id, owner, outcome):
+    if heartbeat.lost.is_set():
+        log.warning("task %s: %s; its outcome is dropped", task_id, heartbeat.reason)
+        return
+    if finish(task_id, lease.owner, outcome):
         dispatch.submit(Job.TASK_FINISHED, task_id)
+
+
+def task_lease(task_id: int) -> Lease:
+    """A run's lease on its task: renewable only while the task is running (a cancel ends it)."""
+    return Lease(Task, task_id, settings.DAGMERGE_LEASE_SECONDS, held_while={"status": "running"})
 
 
 def claim(task_id: int, owner: str) -> Task | None:
@@ -165,9 +171,7 @@ def task_context(task: Task) -> dict[str, Any]:
 
 def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[str, str]:
     """A minimal environment: no secrets of the worker leak into a task's command."""
-    env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(
+    return untrusted_environment(dict(
         HOME=str(sandbox.scratch / "home"),
         TMPDIR=str(sandbox.scratch),
         DAGMERGE_TICKET=str(task.ticket_id),
@@ -177,8 +181,7 @@ def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[st
         DAGMERGE_RESULT=str(sandbox.scratch / "result.json"),
         DAGMERGE_API_URL=f"{settings.DAGMERGE_API_URL}/api/tickets/{task.ticket_id}",
         DAGMERGE_TOKEN=ticket_token(task.ticket_id),
-    )
-    return env
+    ))
 
 
 def _process_error(task: Task, process: ProcessResult) -> str:
@@ -219,33 +222,6 @@ def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
     return True
 
 
-class Heartbeat(threading.Thread):
-    """Renews the task's lease while it runs, from its own thread and database connection."""
-
-    def __init__(self, task_id: int, owner: str):
-        super().__init__(daemon=True, name=f"heartbeat-{task_id}")
-        self.task_id, self.owner = task_id, owner
-        self._stop_event = threading.Event()
-        self.lost = threading.Event()  # set when the task was cancelled or another run holds it now
-
-    def run(self) -> None:
-        interval = settings.DAGMERGE_LEASE_SECONDS / 3
-        try:
-            while not self._stop_event.wait(interval):
-                until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
-                renewed = Task.objects.filter(pk=self.task_id, lease_owner=self.owner, status="running").update(
-                    lease_expires_at=until)
-                if not renewed:
-                    log.warning("task %s: lease lost, stopping its command", self.task_id)
-                    self.lost.set()
-                    return
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=10)
-
 
 class LogStreamer:
     """Appends a running command's output to Task.log about once a second, with a task.log event."""
@@ -283,6 +259,15 @@ class LogStreamer:
             text, self._buffer = "".join(self._buffer), []
         if not text:
             return
+        try:
+            self._append(text)
+        except DatabaseError as exc:  # kept for the next flush: a locked or restarting database is no reason to lose it
+            log.warning("task %s: log not written yet (%s)", self.task_id, exc)
+            connection.close()
+            with self._lock:
+                self._buffer.insert(0, text)
+
+    def _append(self, text: str) -> None:
         with transaction.atomic():
             task = Task.objects.select_for_update().select_related("ticket").get(pk=self.task_id)
             task.log = (task.log + text)[-64 * 1024 :]

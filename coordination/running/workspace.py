@@ -68,7 +68,8 @@ def remote_branch_sha(source: str, branch: str) -> str:
     if not Git.outside_repository().check_ref_format(f"refs/heads/{branch}"):
         raise RepositoryError(f"'{branch}' is not a valid branch name")
     try:
-        out = Git.outside_repository().text("ls-remote", "--heads", "--end-of-options", source, f"refs/heads/{branch}")
+        out = Git.outside_repository().text("ls-remote", "--heads", "--end-of-options", source, f"refs/heads/{branch}",
+                                              network=True)
     except GitError as exc:
         raise RepositoryError(f"cannot read {source}: {exc.stderr.splitlines()[-1] if exc.stderr else exc}") from None
     if not out:
@@ -85,7 +86,7 @@ def sync_clone(repository_id: int, source: str, branch: str) -> str:
             path.mkdir(parents=True, exist_ok=True)
             git.run("init", "-q", "--bare")
         git.run("fetch", "-q", "--no-tags", "--end-of-options", source,
-                f"+refs/heads/{branch}:refs/remotes/source/{branch}")
+                f"+refs/heads/{branch}:refs/remotes/source/{branch}", network=True)
     sha = git.rev_parse(f"refs/remotes/source/{branch}")
     if sha is None:
         raise RepositoryError(f"base branch '{branch}' does not exist in {source}")
@@ -93,8 +94,25 @@ def sync_clone(repository_id: int, source: str, branch: str) -> str:
 
 
 def publish(repository_id: int, source: str, ref: str, new: str, expected: str) -> None:
-    """Push ``new`` to ``ref`` in the source, only if it is still at ``expected`` ('' = must not exist)."""
-    clone_git(repository_id).run(
-        "push", "-q", "--no-verify", f"--force-with-lease={ref}:{expected}", "--end-of-options", source,
-        f"{new}:{ref}",
-    )
+    """Set ``ref`` in the source to ``new``, only if it is still at ``expected`` ('' = must not exist).
+
+    A remote source gets a push with a lease. A local one is updated from its own side instead (fetch
+    from the workspace, then a compare-and-swap ``update-ref``), because a local push would start the
+    source's receive hooks, which dagmerge does not run.
+    """
+    if "://" in source or source.startswith("git@"):
+        clone_git(repository_id).run(
+            "push", "-q", "--no-verify", f"--force-with-lease={ref}:{expected}", "--end-of-options", source,
+            f"{new}:{ref}", network=True,
+        )
+        return
+    target = Git(source)
+    incoming = f"refs/dagmerge/incoming/{repository_id}"
+    target.run("fetch", "-q", "--no-tags", "--no-write-fetch-head", "--end-of-options", str(clone_path(repository_id)),
+               f"+{ref}:{incoming}")
+    try:
+        if target.rev_parse(incoming) != new:
+            raise GitError(["fetch", ref], 1, f"the workspace's {ref} is not at {new}")
+        target.update_ref(ref, new, expected or None, message="dagmerge: publish")
+    finally:
+        target.run("update-ref", "-d", incoming)

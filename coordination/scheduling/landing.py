@@ -6,24 +6,32 @@ Merging is slow I/O, so it happens outside any transaction, serialized per ticke
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from coordination.domain import dispatch, states
+from coordination.domain.dispatch import Job
 from coordination.domain.synthesis import synthesize
 from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
-from coordination.scheduling.leases import ticket_merge_lease
+from coordination.running.leases import ticket_merge_lease
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
+from coordination.scheduling.rollback import rollback_attempt
 from coordination.scheduling.scheduler import advance
 from coordination.scheduling.spending import charge_llm
 from merges.attempts import run_attempt
 from merges.models import MergeAttempt
+from merges.recovery import CannotRollBack
 
 log = logging.getLogger(__name__)
+
+WORKING = ("pending", "running", "merging", "awaiting_review")  # a ticket that lands work
 
 def task_finished(task_id: int) -> None:
     """A task ended: land its work if no join waits for it, then move the ticket on."""
@@ -63,23 +71,82 @@ def converge_join(join_id: int) -> None:
 
 def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None) -> None:
     git = workspace.clone_git(ticket.repository_id)
-    with ticket_merge_lease(ticket.pk):
+    with ticket_merge_lease(ticket.pk) as beat:
         ticket.refresh_from_db()
-        if ticket.machine.is_final(ticket.status):
-            return  # cancelled (or ended) while this merge waited for the lease
+        if ticket.status not in WORKING:
+            return  # cancelled, rolled back or ended while this merge waited for the lease
+        if join is not None and not Join.objects.filter(pk=join.pk, status="merging").exists():
+            return  # another delivery merged it, or the sweep handed it out again
         landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
         pending = [t for t in tasks if t.pk not in landed]
         if not pending and join is None:
             return  # a redelivered landing: the work is already on the ticket branch
         Event.record(ticket, "merge.started", {"sources": [t.key for t in pending],
                                                "join_id": join.pk if join else None})
+        plan = merge_plan(ticket, pending)
+        plan.still_leased = lambda: not beat.lost.is_set()
         attempt = run_attempt(
-            git, merge_plan(ticket, pending), ticket_id=ticket.pk, target_ref=ticket.ref,
+            git, plan, ticket_id=ticket.pk, target_ref=ticket.ref,
             expected_head=ticket.head_sha, join_id=join.pk if join else None,
             task_id=pending[0].pk if join is None and pending else None,
         )
+        if attempt.status == "running":
+            return  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
     after_merge(ticket.pk, attempt)
+
+
+def recover_merge(attempt_id: int) -> None:
+    """A merge attempt left ``running`` by a merger that died (its ticket's merge lease lapsed).
+
+    The ref tells what happened: at the attempt's recorded result, the merge landed and is completed as
+    merged; otherwise a queued review action runs again, and an automatic merge is abandoned and handed
+    out again (its join back to synthesizing, its task landed anew). A rollback that died half-way is
+    finished. Idempotent under the merge lease.
+    """
+    attempt = MergeAttempt.objects.select_related("ticket", "join").get(pk=attempt_id)
+    if attempt.status == "merged" and attempt.pending_action.get("kind") == "rollback":
+        user = get_user_model().objects.filter(pk=attempt.pending_action.get("user_id")).first()
+        with contextlib.suppress(CannotRollBack):  # refused now: the intent is cleared, nothing moved
+            rollback_attempt(attempt.pk, user)
+        return
+    ticket = attempt.ticket
+    git = workspace.clone_git(ticket.repository_id)
+    with ticket_merge_lease(ticket.pk):
+        attempt.refresh_from_db()
+        if attempt.status != "running":
+            return
+        if attempt.pending_action:
+            dispatch.submit(Job.REVIEW_ACTION, attempt.pk)
+            return
+        tasks = list(Task.objects.filter(ticket=ticket, key__in=[i["name"] for i in attempt.incoming]))
+        if attempt.result_sha and git.rev_parse(attempt.target_ref) == attempt.result_sha:
+            MergeAttempt.objects.filter(pk=attempt.pk, status="running").update(
+                status="merged", pending_sources=[], finished_at=timezone.now())
+            attempt.refresh_from_db()
+            Event.record(ticket, "merge.recovered", {"attempt_id": attempt.pk, "outcome": "merged"})
+            record_merge_outcome(ticket, tasks, attempt.join, attempt)
+        else:
+            _abandon(attempt)
+            return
+    after_merge(ticket.pk, attempt)
+
+
+def _abandon(attempt: MergeAttempt) -> None:
+    """The attempt never moved the ref: it ends as failed, and its work is handed out again."""
+    with transaction.atomic():
+        if not MergeAttempt.objects.filter(pk=attempt.pk, status="running").update(
+                status="failed", error="abandoned: its merger was lost before the ref moved; merged again",
+                finished_at=timezone.now()):
+            return
+        Event.record(attempt.ticket, "merge.recovered", {"attempt_id": attempt.pk, "outcome": "merged again"})
+        if attempt.join_id:
+            join = Join.objects.select_for_update().get(pk=attempt.join_id)
+            if join.status == "merging":
+                join.transition("synthesizing", event_payload={"why": "its merger was lost"})
+                dispatch.submit(Job.CONVERGE_JOIN, join.pk)
+        elif attempt.task_id:
+            dispatch.submit(Job.LAND_TASK, attempt.task_id)
 
 
 def after_merge(ticket_id: int, attempt: MergeAttempt) -> None:
@@ -97,7 +164,7 @@ def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | Non
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
         join = Join.objects.select_for_update().get(pk=join.pk) if join else None
-        if ticket.machine.is_final(ticket.status):
+        if ticket.status in states.TICKET_IDLE:
             Event.record(ticket, "merge.ignored", {**payload, "why": f"ticket is {ticket.status}"})
             return
         Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error,

@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from coordination.domain import dispatch
+from coordination.domain import dispatch, states
 from coordination.domain.dispatch import Job
-from coordination.models import Event, Join, Task, Ticket
-from coordination.scheduling.leases import ticket_merge_lease
+from coordination.models import Event, Join, OwnershipClaim, Task, Ticket
+from coordination.running.leases import ticket_merge_lease
+from merges.models import MergeAttempt
 
 CANCEL_LEASE_WAIT_SECONDS = 10.0
-UNFINISHED_TASKS = ("pending", "ready", "claimed", "running", "blocked")
-# Joins that have not merged yet: cancelling fails them, so no merge starts for a cancelled ticket.
-OPEN_JOINS = ("waiting", "synthesizing", "awaiting_review")
+UNFINISHED_TASKS = ("pending", "ready", "claimed", "running", "blocked", "rolled_back")
+# Joins that have not merged yet: cancelling fails them, so no merge starts for a cancelled ticket. A
+# merging join's merger holds the merge lease, which cancel waits for: one found merging has lost its merger.
+OPEN_JOINS = ("waiting", "synthesizing", "merging", "awaiting_review")
 
 
 class OperationRefused(Exception):
@@ -74,7 +76,7 @@ def preview_retry(task_id: int) -> RetryPreview:
             preview.stale.append(join)
     if task.status != "failed":
         preview.problems.append(f"task {task.key} is {task.get_status_display()}: only a failed task can be retried")
-    if ticket.machine.is_final(ticket.status):
+    if ticket.status in states.TICKET_IDLE:
         preview.problems.append(f"ticket #{ticket.pk} is {ticket.get_status_display()}")
     for join in preview.stale:
         preview.problems.append(
@@ -127,7 +129,7 @@ class CancelPreview:
 def preview_cancel(ticket_id: int) -> CancelPreview:
     ticket = Ticket.objects.get(pk=ticket_id)
     preview = CancelPreview(ticket=ticket)
-    if ticket.machine.is_final(ticket.status):
+    if ticket.status in states.TICKET_ENDED:
         preview.problems.append(f"ticket #{ticket.pk} is already {ticket.get_status_display()}")
         return preview
     preview.cancelled = list(ticket.tasks.filter(status__in=UNFINISHED_TASKS))
@@ -163,6 +165,9 @@ def _cancel(ticket_id: int, user) -> CancelPreview:
                             finished_at=task.finished_at or timezone.now())
         for join in preview.joins:
             join.transition("failed", event_payload={"by": by, "reason": "ticket cancelled"})
+        OwnershipClaim.objects.filter(task__ticket=ticket, released_at=None).update(released_at=timezone.now())
+        MergeAttempt.objects.filter(ticket=ticket, status="running").update(
+            status="failed", error="ticket cancelled", pending_action={}, finished_at=timezone.now())
         ticket.transition("cancelled", event_payload={"by": by}, finished_at=timezone.now())
     return preview
 

@@ -12,7 +12,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from coordination.domain import dispatch, ownership
+from coordination.domain import dispatch, ownership, states
 from coordination.domain.dispatch import Job
 from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
@@ -24,11 +24,14 @@ DEAD_END = ("failed", "blocked", "cancelled")
 
 
 def advance(ticket_id: int) -> None:
+    # The ticket's files (for claims on files that exist) are read before the lock: no git in a transaction.
+    repository_id, head = Ticket.objects.values_list("repository_id", "head_sha").get(pk=ticket_id)
+    files = repository_files(repository_id, head)
     with transaction.atomic():
         # The lock makes concurrent advances (two tasks finishing at once) take turns.
         ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
-        if ticket.machine.is_final(ticket.status):
-            return
+        if ticket.status in states.TICKET_IDLE:
+            return  # rolled back: nothing starts until a person resumes the ticket
         if ticket.status == "pending":
             ticket.transition("running")
         tasks = {t.pk: t for t in ticket.tasks.prefetch_related("depends_on")}
@@ -37,7 +40,7 @@ def advance(ticket_id: int) -> None:
         join_of = {j.continuation_id: j for j in joins}
 
         sources = {j.pk: [tasks[s.pk] for s in j.sources.all()] for j in joins}
-        claims = ClaimBook(ticket, tasks.values())
+        claims = ClaimBook(ticket, tasks.values(), files)
         moved = True
         while moved:  # blocking propagates down the DAG: repeat until nothing moves
             moved = False
@@ -80,12 +83,12 @@ class ClaimBook:
 
     ACTIVE = ("ready", "claimed", "running")
 
-    def __init__(self, ticket: Ticket, tasks):
-        self.ticket = ticket
+    def __init__(self, ticket: Ticket, tasks, files: tuple[str, ...]):
+        self.ticket, self.files = ticket, files
         self.held = {t.key: list(t.owned_files) for t in tasks if t.status in self.ACTIVE and t.owned_files}
 
     def release_if_free(self, task: Task) -> None:
-        blocking = ownership.overlapping_claims(task.owned_files, self.held, self._files()) if (
+        blocking = ownership.overlapping_claims(task.owned_files, self.held, self.files) if (
             task.owned_files and self.held) else []
         if blocking:
             first = blocking[0]
@@ -100,9 +103,6 @@ class ClaimBook:
         dispatch.submit(Job.RUN_TASK, task.pk)
         if task.owned_files:
             self.held[task.key] = list(task.owned_files)
-
-    def _files(self) -> tuple[str, ...]:
-        return repository_files(self.ticket.repository_id, self.ticket.head_sha)
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from coordination.domain import dispatch
+from coordination.domain import dispatch, states
 from coordination.domain.dispatch import Job
 from coordination.domain.ownership import predicted_overlaps
 from coordination.domain.spec import SpecError, TaskSpec, TicketSpec, check_dag, parse_task
@@ -24,12 +24,13 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
         base_sha = workspace.remote_branch_sha(source, spec.base_branch)
     except workspace.RepositoryError as exc:
         raise SpecError(str(exc)) from None
+    repository, _ = Repository.objects.get_or_create(
+        url_or_path=source, defaults={"name": _repository_name(source), "default_branch": spec.base_branch})
+    # Git first, outside any transaction: the fetch, and the files overlapping claims are checked against.
+    if workspace.sync_clone(repository.pk, source, spec.base_branch) != base_sha:
+        raise SpecError(f"base branch '{spec.base_branch}' moved while submitting; submit again")
+    files = scheduler.repository_files(repository.pk, base_sha)
     with transaction.atomic():
-        repository, _ = Repository.objects.get_or_create(
-            url_or_path=source, defaults={"name": _repository_name(source), "default_branch": spec.base_branch})
-        fetched = workspace.sync_clone(repository.pk, source, spec.base_branch)
-        if fetched != base_sha:
-            raise SpecError(f"base branch '{spec.base_branch}' moved while submitting; submit again")
         ticket = Ticket.objects.create(
             repository=repository, title=spec.title, spec=spec.raw, base_branch=spec.base_branch,
             base_sha=base_sha, head_sha=base_sha, conflict_threshold=spec.conflict_threshold,
@@ -41,15 +42,17 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
                                                   "tasks": [t.key for t in spec.tasks]})
         by_key = {t.key: t for t in spec.tasks}
         order = check_dag({t.key: t.depends_on for t in spec.tasks})  # parents before children
-        _handle_predicted_overlaps(ticket, spec, order, base_sha)
+        _handle_predicted_overlaps(ticket, spec, order, files)
         for key in order:
             add_task(ticket, by_key[key])
-        try:
-            workspace.clone_git(repository.pk).update_ref(ticket.ref, base_sha, None, "dagmerge: ticket created")
-        except RefMoved:
-            raise SpecError(f"{ticket.branch} already exists in the workspace; is another dagmerge using it?") from None
-        dispatch.submit(Job.ADVANCE, ticket.pk)
-        transaction.on_commit(lambda: publishing.publish_ticket(ticket.pk))
+    # The ticket branch is created once the rows are committed; nothing is scheduled before it exists.
+    try:
+        workspace.clone_git(repository.pk).update_ref(ticket.ref, base_sha, None, "dagmerge: ticket created")
+    except RefMoved:
+        ticket.delete()
+        raise SpecError(f"{ticket.branch} already exists in the workspace; is another dagmerge using it?") from None
+    dispatch.submit(Job.ADVANCE, ticket.pk)
+    publishing.publish_ticket(ticket.pk)
     return ticket
 
 
@@ -72,7 +75,7 @@ def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
     return task
 
 
-def _handle_predicted_overlaps(ticket: Ticket, spec: TicketSpec, order: list[str], base_sha: str) -> None:
+def _handle_predicted_overlaps(ticket: Ticket, spec: TicketSpec, order: list[str], files: tuple[str, ...]) -> None:
     """Tasks that may run in parallel but claim the same files: warn, or (serialize_overlaps) make the
     later one depend on the earlier. At run time overlapping claims wait for each other either way."""
     ancestors: dict[str, set[str]] = {}
@@ -80,7 +83,6 @@ def _handle_predicted_overlaps(ticket: Ticket, spec: TicketSpec, order: list[str
     for key in order:
         ancestors[key] = set(by_key[key].depends_on).union(*(ancestors[d] for d in by_key[key].depends_on))
     position = {key: i for i, key in enumerate(order)}
-    files = scheduler.repository_files(ticket.repository_id, base_sha)
 
     def may_run_in_parallel(a: str, b: str) -> bool:
         return a not in ancestors[b] and b not in ancestors[a]
@@ -109,7 +111,7 @@ def add_discovered_task(ticket_id: int, raw: dict) -> Task:
     spec = parse_task(raw)
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
-        if ticket.machine.is_final(ticket.status):
+        if ticket.status in states.TICKET_IDLE:
             raise TicketClosed(f"ticket {ticket.pk} is {ticket.status}; it takes no new tasks")
         task = add_task(ticket, spec)
         dispatch.submit(Job.ADVANCE, ticket.pk)

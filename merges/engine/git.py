@@ -1,8 +1,14 @@
-"""A small git wrapper: argument lists, an explicit cwd, never a shell.
+"""A small git wrapper: argument lists, an explicit cwd, never a shell, a minimal environment.
 
-Every call disables what a repository's own config could make git run (hooks, fsmonitor): dagmerge
-operates on repositories it did not write (CVE-2022-24765, CVE-2024-32002). The settings travel to
-child processes (e.g. receive-pack on a local push) through GIT_CONFIG_PARAMETERS.
+dagmerge operates on repositories it did not write (CVE-2022-24765, CVE-2024-32002), so every call
+neutralises what a repository's config could make git run: hooks, fsmonitor, ssh and credential
+programs, pagers and editors, and every filter, textconv and merge driver the repository names (read
+with ``git config`` first, which runs nothing). The environment is an allow-list: no secret of the
+worker reaches git or anything git starts; only network calls (``network=True``) keep what they need to
+authenticate (HOME for the operator's own ~/.gitconfig and ~/.ssh, SSH_AUTH_SOCK), and they time out.
+
+``processes.check_io_allowed`` runs before each git process starts: it raises inside a database
+transaction, where no I/O belongs.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from merges.engine.processes import check_io_allowed
 
 ZERO_SHA = "0" * 40
 
@@ -42,9 +50,32 @@ def _empty_hooks_dir() -> str:
     return str(path)
 
 
-def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    # Drop inherited GIT_* variables (a caller inside a hook would otherwise point us at its repo).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+ENV_ALLOWED = ("PATH", "LANG", "TZ")
+NETWORK_ENV_ALLOWED = ("HOME", "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy", "HTTPS_PROXY",
+                       "HTTP_PROXY", "NO_PROXY")
+NETWORK_TIMEOUT_S = 300.0
+
+# Config keys that make git run a program, reset to harmless values on every call.
+NEUTRAL_CONFIG = (
+    ("core.fsmonitor", "false"), ("core.untrackedCache", "false"), ("core.sshCommand", "ssh"),
+    ("core.pager", "cat"), ("core.editor", "true"), ("core.askPass", ""), ("credential.helper", ""),
+    ("protocol.ext.allow", "never"), ("uploadpack.packObjectsHook", ""), ("diff.external", ""),
+    ("commit.gpgSign", "false"), ("tag.gpgSign", "false"), ("gpg.program", "false"),
+    ("sequence.editor", "true"), ("core.alternateRefsCommand", ""), ("receive.procReceiveRefs", ""),
+)
+# Per-driver keys: any name the repository's config defines gets them emptied.
+DRIVER_KEYS = {"filter": ("clean", "smudge", "process"), "diff": ("textconv", "command"), "merge": ("driver",)}
+
+
+def _git_env(extra: dict[str, str] | None = None, network: bool = False) -> dict[str, str]:
+    """An allow-list, not the worker's environment: ANTHROPIC_API_KEY, DATABASE_URL and the like never
+    reach git, its hooks (none run) or a receive-pack on a local push. The global config is the
+    operator's own and read only for network calls (credentials for the source repository)."""
+    allowed = ENV_ALLOWED + (NETWORK_ENV_ALLOWED if network else ())
+    env = {k: os.environ[k] for k in allowed if k in os.environ}
+    env.setdefault("PATH", os.defpath)
+    if not network:
+        env["GIT_CONFIG_GLOBAL"] = os.devnull
     env.update(
         GIT_TERMINAL_PROMPT="0",
         GIT_CONFIG_NOSYSTEM="1",
@@ -57,6 +88,22 @@ def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+@functools.lru_cache(maxsize=256)
+def _drivers_in(config: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    """(key, "") for each driver program named in a config file; cached while the file is unchanged."""
+    proc = subprocess.run(["git", "config", "--file", config, "--includes", "--name-only", "--list", "-z"],
+                          capture_output=True, env=_git_env(), check=False, timeout=30)
+    overrides = []
+    for key in proc.stdout.decode(errors="replace").split("\0"):
+        section, _, rest = key.partition(".")
+        name, _, _ = rest.rpartition(".")
+        if section.lower() in DRIVER_KEYS and name:
+            overrides += [(f"{section}.{name}.{k}", "") for k in DRIVER_KEYS[section.lower()]]
+    if any(key.lower().startswith("filter.") for key, _ in overrides):
+        overrides += [(f"filter.{k.split('.')[1]}.required", "false") for k, _ in overrides if k.startswith("filter.")]
+    return tuple(dict.fromkeys(overrides))
 
 
 @dataclass(frozen=True)
@@ -99,16 +146,18 @@ class Git:
         return cls(tempfile.gettempdir())
 
     def _argv(self, args: Sequence[str]) -> list[str]:
-        return [
-            "git",
-            "-c",
-            f"core.hooksPath={_empty_hooks_dir()}",
-            "-c",
-            "core.fsmonitor=false",
-            "-c",
-            "core.untrackedCache=false",
-            *args,
-        ]
+        settings = [("core.hooksPath", _empty_hooks_dir()), *NEUTRAL_CONFIG, *self._driver_overrides()]
+        return ["git", *(arg for key, value in settings for arg in ("-c", f"{key}={value}")), *args]
+
+    def _driver_overrides(self) -> list[tuple[str, str]]:
+        """Empty every filter / textconv / merge driver the repository's config names (reading config
+        runs nothing), so a planted ``filter.x.clean`` never runs in dagmerge's ``add`` or ``diff``."""
+        config = self.repo / "config" if (self.repo / "config").is_file() else self.repo / ".git" / "config"
+        try:
+            stat = config.stat()
+        except OSError:
+            return []
+        return list(_drivers_in(str(config), stat.st_mtime_ns, stat.st_size))
 
     def run(
         self,
@@ -118,16 +167,21 @@ class Git:
         cwd: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
         timeout: float | None = None,
+        network: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run(
-            self._argv(args),
-            cwd=cwd or self.repo,
-            input=input,
-            capture_output=True,
-            env=_git_env({**self._extra_env, **(env or {})}),
-            timeout=timeout,
-            check=False,
-        )
+        check_io_allowed()
+        try:
+            proc = subprocess.run(
+                self._argv(args),
+                cwd=cwd or self.repo,
+                input=input,
+                capture_output=True,
+                env=_git_env({**self._extra_env, **(env or {})}, network=network),
+                timeout=timeout or (NETWORK_TIMEOUT_S if network else None),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(args, -1, f"timed out after {exc.timeout:g} s") from None
         if proc.returncode not in tuple(ok):
             raise GitError(args, proc.returncode, proc.stderr.decode(errors="replace"))
         return proc

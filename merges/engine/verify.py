@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from merges.engine.git import Git
+from merges.engine.processes import check_io_allowed, kill_process_group, untrusted_environment
 from merges.engine.settling import merge_worktree
 from merges.engine.validation import Verdict
-
-ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 @dataclass(frozen=True)
@@ -29,9 +26,9 @@ def verify_tree(git: Git, commit: str, verify: VerifyCommand) -> Verdict:
         argv = shlex.split(verify.command)
     except ValueError as exc:
         return Verdict(False, f"verify command cannot be parsed: {exc}")
-    env = {k: os.environ[k] for k in ENV_PASSTHROUGH if k in os.environ}
     with merge_worktree(git, git.tree_of(commit), commit, verify.worktree_root) as worktree:
-        env["HOME"] = str(worktree)
+        env = untrusted_environment({"HOME": str(worktree)})
+        check_io_allowed()
         try:
             proc = subprocess.Popen(argv, cwd=worktree, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, start_new_session=True)
@@ -40,9 +37,10 @@ def verify_tree(git: Git, commit: str, verify: VerifyCommand) -> Verdict:
         try:
             output, _ = proc.communicate(timeout=verify.timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_process_group(proc)
             proc.communicate()
             return Verdict(False, f"verify command timed out after {verify.timeout_s:g} s")
+        kill_process_group(proc, grace=0.5)  # what the command left running in the background
     if proc.returncode:
         tail = output.decode(errors="replace").strip().splitlines()[-5:]
         return Verdict(False, f"verify command exited with status {proc.returncode}: " + " | ".join(tail))

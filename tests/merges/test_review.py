@@ -60,10 +60,10 @@ def test_a_person_decides_each_hunk_approves_and_the_continuation_runs_from_the_
     review.decide_hunk(conflict.pk, 0, "theirs", alice)
     review.decide_hunk(conflict.pk, 1, "both_ours_first", alice)
     with pytest.raises(review.GateClosed, match="notes.txt: 1 undecided"):
-        review_actions.approve(attempt.pk, alice)
+        review_actions.request_approve(attempt.pk, alice)
     review.decide_hunk(conflict.pk, 2, "edit", alice, text="hand made fifty")
 
-    review_actions.approve(attempt.pk, alice)
+    review_actions.request_approve(attempt.pk, alice)
     assert drive(ticket.pk, pool, timeout=60) == "done"
 
     ticket.refresh_from_db()
@@ -85,10 +85,10 @@ def test_the_gate_refuses_markers_and_files_that_do_not_parse_whatever_was_sent(
     [conflict] = review.current_files(attempt)
     review.decide_hunk(conflict.pk, 0, "edit", alice, text="<<<<<<< mine\nA = 1\n>>>>>>> theirs")
     with pytest.raises(review.GateClosed, match="conflict markers left in conf.py"):
-        review_actions.approve(attempt.pk, alice)
+        review_actions.request_approve(attempt.pk, alice)
     review.decide_hunk(conflict.pk, 0, "edit", alice, text="A = = 3")
     with pytest.raises(review.GateClosed, match="conf.py does not parse"):
-        review_actions.approve(attempt.pk, alice)
+        review_actions.request_approve(attempt.pk, alice)
     review.undo_hunk(conflict.pk, 0, alice)
     assert review.remaining_hunks(review.current_files(attempt).get()) == 0  # back to the edit before
     attempt.refresh_from_db()
@@ -103,11 +103,11 @@ def test_modify_delete_and_binary_conflicts_are_settled_from_their_cards(tmp_pat
     files = {c.path: c for c in review.current_files(attempt)}
     assert files["old.txt"].kind == "modify/delete" and files["logo.bin"].kind == "binary"
     with pytest.raises(review.GateClosed):
-        review_actions.approve(attempt.pk, alice)
+        review_actions.request_approve(attempt.pk, alice)
 
     review.decide_file(files["old.txt"].pk, "delete", alice)
     review.decide_file(files["logo.bin"].pk, "theirs", alice)
-    review_actions.approve(attempt.pk, alice)
+    review_actions.request_approve(attempt.pk, alice)
 
     assert drive(ticket.pk, pool, timeout=60) == "done"
     ticket.refresh_from_db()
@@ -130,7 +130,8 @@ def test_retry_with_a_hint_asks_the_agent_again_and_records_the_hint(tmp_path, a
                                            {"notes.txt": _edit(BASE, {50: "C fifty"})})
     assert "markers left" in attempt.review_reason
 
-    review_actions.retry_with_hint(attempt.pk, "keep both lines, B first", alice)
+    review_actions.request_retry(attempt.pk, "keep both lines, B first", alice)
+    assert pool.wait_idle(timeout=60)  # the retry is a job: the page follows it live
 
     calls = recorded_calls(record)
     assert len(calls) == 2 and "keep both lines, B first" in calls[1]["prompt"]
@@ -138,7 +139,7 @@ def test_retry_with_a_hint_asks_the_agent_again_and_records_the_hint(tmp_path, a
     assert conflict.proposed_by == "llm" and conflict.resolutions[0]["lines"] == ["B fifty", "C fifty"]
     action = ReviewAction.objects.get(attempt=attempt, action="retry_with_hint")
     assert action.detail["hint"] == "keep both lines, B first" and action.user == alice
-    review_actions.approve(attempt.pk, alice)  # the proposal counts as decided: a person approves it
+    review_actions.request_approve(attempt.pk, alice)  # the proposal counts as decided: a person approves it
     assert drive(ticket.pk, pool, timeout=60) == "done"
 
 
@@ -147,7 +148,7 @@ def test_dropping_a_source_merges_the_rest_and_runs_the_dropped_task_again(tmp_p
                                               {"notes.txt": _edit(BASE, {50: "C fifty"})})
     dropped = attempt.pending_sources[0]
 
-    review_actions.drop_source(attempt.pk, dropped, alice)
+    review_actions.request_drop(attempt.pk, dropped, alice)
 
     assert drive(ticket.pk, pool, timeout=60) == "done"
     attempt.refresh_from_db()
@@ -162,7 +163,7 @@ def test_a_resolution_a_reviewer_approved_is_reused_when_the_same_conflict_retur
     repo, ticket, pool, attempt = _conflicted(tmp_path, {"notes.txt": b}, {"notes.txt": c})
     [conflict] = review.current_files(attempt)
     review.decide_hunk(conflict.pk, 0, "edit", alice, text="B and C fifty")
-    review_actions.approve(attempt.pk, alice)
+    review_actions.request_approve(attempt.pk, alice)
     assert drive(ticket.pk, pool, timeout=60) == "done"
 
     again = submit(repo, [{"key": "B", "command": sh(f"printf '{b}' > notes.txt")},

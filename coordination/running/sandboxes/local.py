@@ -6,9 +6,7 @@ a minimal environment, commits whatever the task left, and is removed when the t
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from merges.engine.git import Git, GitError
+from merges.engine.processes import check_io_allowed, kill_process_group
 
 OUTPUT_TAIL_BYTES = 64 * 1024
 
@@ -120,6 +119,7 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout:
     Output (stdout and stderr together) is passed on in chunks as it comes; the tail is kept.
     """
     started = time.monotonic()
+    check_io_allowed()
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -150,8 +150,8 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout:
             except subprocess.TimeoutExpired:
                 pass
             continue
-        _kill_group(proc)
         break
+    kill_process_group(proc)  # also after a normal exit: nothing the command started outlives it
     reader.join(timeout=5)
     return ProcessResult(
         exit_code=None if timed_out or stopped else proc.returncode,
@@ -160,16 +160,3 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout:
         duration_s=time.monotonic() - started,
         stopped=stopped,
     )
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=3)
-            return
-        except subprocess.TimeoutExpired:
-            continue
