@@ -28,7 +28,7 @@ from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
 from coordination.running.leases import Lease
 from coordination.running.sandboxes.local import LocalWorktreeSandbox, ProcessResult, Sandbox
-from merges.engine.processes import untrusted_environment
+from merges.engine.processes import process_environment
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def task_context(task: Task) -> dict[str, Any]:
 
 def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[str, str]:
     """A minimal environment: no secrets of the worker leak into a task's command."""
-    return untrusted_environment(dict(
+    return process_environment(dict(
         HOME=str(sandbox.scratch / "home"),
         TMPDIR=str(sandbox.scratch),
         DAGMERGE_TICKET=str(task.ticket_id),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from merges.engine.git import Git
-from merges.engine.processes import check_io_allowed, kill_process_group, untrusted_environment
+from merges.engine.processes import check_io_allowed, kill_process_group, process_environment
 from merges.engine.settling import merge_worktree
 from merges.engine.validation import Verdict
 
@@ -27,7 +27,7 @@ def verify_tree(git: Git, commit: str, verify: VerifyCommand) -> Verdict:
     except ValueError as exc:
         return Verdict(False, f"verify command cannot be parsed: {exc}")
     with merge_worktree(git, git.tree_of(commit), commit, verify.worktree_root) as worktree:
-        env = untrusted_environment({"HOME": str(worktree)})
+        env = process_environment({"HOME": str(worktree)})
         check_io_allowed()
         try:
             proc = subprocess.Popen(argv, cwd=worktree, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from coordination.running import isolation
-from coordination.running.isolation import Isolation, Limits, kill_process_group, process_environment, run, wrap
+from merges.engine import isolation, processes
+from merges.engine.isolation import Isolation, wrap
+from merges.engine.processes import Limits, kill_process_group, process_environment
+from merges.engine.runner import ProcessResult, run_confined
 
 CANARY = "canary-XYZ-7f3a"
 SECRET_KEY = "django-insecure-secret-key-canary"
@@ -69,10 +71,10 @@ def workdir(home: Path) -> Path:
     return home / "workspace" / "worktrees" / "t1"
 
 
-def sandboxed(iso: Isolation, home: Path, script: str, **kwargs) -> isolation.Completed:
+def sandboxed(iso: Isolation, home: Path, script: str, **kwargs) -> ProcessResult:
     kwargs.setdefault("timeout", 30)
     kwargs.setdefault("extra_env", {"TASK_VAR": "visible-to-task"})
-    return run(["sh", "-c", script], isolation=iso, workdir=home / "workspace" / "worktrees" / "t1",
+    return run_confined(["sh", "-c", script], isolation=iso, workdir=home / "workspace" / "worktrees" / "t1",
                hide=[home], **kwargs)
 
 
@@ -112,7 +114,7 @@ def test_environment_policy_passes_only_the_allow_list_and_named_extras(monkeypa
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.delenv("PATH")
     env = process_environment({"DAGMERGE_RESULT": "/scratch/result.json"})
-    assert env == {"PATH": isolation.DEFAULT_PATH, "LANG": "C.UTF-8", "TZ": "UTC",
+    assert env == {"PATH": processes.DEFAULT_PATH, "LANG": "C.UTF-8", "TZ": "UTC",
                    "DAGMERGE_RESULT": "/scratch/result.json"}
     with pytest.raises(ValueError):
         process_environment({"BAD=NAME": "x"})
@@ -191,7 +193,7 @@ def test_symlink_out_of_the_worktree_cannot_reach_a_hidden_file(iso, home, workd
 def test_a_hidden_file_outside_the_home_cannot_be_read(iso, home):
     credentials = home.parent / "netrc"  # e.g. the worker's ~/.netrc: files are covered with /dev/null
     credentials.write_text("machine example.com password hunter2-canary")
-    done = run(["sh", "-c", f"cat {credentials}; echo x > {credentials}"], isolation=iso,
+    done = run_confined(["sh", "-c", f"cat {credentials}; echo x > {credentials}"], isolation=iso,
                workdir=home / "workspace" / "worktrees" / "t1", hide=[home, credentials], extra_env={}, timeout=30)
     assert "hunter2" not in done.output_tail and "Permission denied" in done.output_tail
     assert credentials.read_text() == "machine example.com password hunter2-canary"
@@ -345,7 +347,7 @@ def test_files_private_tmp_and_shm_are_size_capped(iso, home, workdir):
 
 def test_trusted_mode_runs_unconfined_with_the_same_environment_policy(home, workdir):
     trusted = Isolation("trusted", "operator chose trusted-code mode")
-    done = run(["sh", "-c", "env; test -r ../../../secret_key && echo HOME-VISIBLE"], isolation=trusted,
+    done = run_confined(["sh", "-c", "env; test -r ../../../secret_key && echo HOME-VISIBLE"], isolation=trusted,
                workdir=workdir, extra_env={"TASK_VAR": "x"}, timeout=30)
     assert "TASK_VAR=x" in done.output_tail and CANARY not in done.output_tail
     assert "HOME-VISIBLE" in done.output_tail  # what trusted means: documented, not hidden
@@ -353,7 +355,7 @@ def test_trusted_mode_runs_unconfined_with_the_same_environment_policy(home, wor
 
 def test_a_missing_command_says_so(iso, workdir):
     for mode in (iso, Isolation("trusted", "operator chose trusted-code mode")):
-        done = run(["no-such-command-dagmerge"], isolation=mode, workdir=workdir, extra_env={}, timeout=30)
+        done = run_confined(["no-such-command-dagmerge"], isolation=mode, workdir=workdir, extra_env={}, timeout=30)
         assert done.exit_code != 0 and "no-such-command-dagmerge" in done.output_tail
         assert "No such file or directory" in done.output_tail
 

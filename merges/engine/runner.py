@@ -1,0 +1,156 @@
+"""Running untrusted code: confined as this machine allows, bounded, and nothing left behind.
+
+``run_confined`` is the one way a task command, a verify command or the agent is started: bubblewrap
+when ``Isolation`` says it works (otherwise the caller must have chosen trusted mode), the environment
+policy, the limits, output passed on in chunks up to a cap, and the whole process group killed at the
+end, at the timeout or when ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from merges.engine.isolation import Isolation, wrap
+from merges.engine.processes import (
+    Limits,
+    _children,
+    _has_exited,
+    _PidsCgroup,
+    check_io_allowed,
+    kill_process_group,
+    process_environment,
+)
+
+# Runs before bwrap, so no Python code runs between fork and exec in the (threaded) worker: it joins the
+# run's pids cgroup, lowers the limits and becomes the command (125: no limits, 127: no command).
+_LIMITS_SHIM = """\
+import os, resource, sys
+procs, nproc, fsize, _, *argv = sys.argv[1:]
+try:
+    if procs:
+        with open(procs, "w") as f:
+            f.write("0")
+    if int(nproc):
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(nproc), int(nproc)))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(fsize), int(fsize)))
+except OSError as exc:
+    sys.stderr.write(f"dagmerge: cannot set the run's limits: {exc}\\n")
+    sys.exit(125)
+try:
+    os.execvp(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write(f"cannot start {argv[0]!r}: {exc.strerror}\\n")
+    sys.exit(127)
+"""
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int | None  # None: killed at the timeout, or stopped
+    output_tail: str
+    timed_out: bool
+    duration_s: float
+    stopped: bool = False
+    output_capped: bool = False  # more than Limits.output_bytes was written; the rest was not passed on
+
+
+def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, extra_env: Mapping[str, str],
+        timeout: float, writable: Sequence[Path] = (), readonly: Sequence[Path] = (), hide: Sequence[Path] = (),
+        network: bool = False, limits: Limits | None = None, on_output: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None, tail_bytes: int = 64 * 1024) -> ProcessResult:
+    """Run ``argv`` confined as ``isolation`` allows, within ``limits``; nothing it started outlives it.
+
+    bwrap's options reach it through a memfd (``--args``), not its command line: /proc/<pid>/cmdline is
+    readable by every user of the machine, and the options hold the environment (the agent's API key).
+    In trusted mode the command runs as it is, with the same environment policy and limits; its process
+    group is still killed at the end, but a daemon that called ``setsid`` escapes unless a pids cgroup
+    holds the run. Output (stdout and stderr together) goes to ``on_output`` in chunks, up to the cap.
+    """
+    limits = limits or Limits()
+    check_io_allowed()
+    started = time.monotonic()
+    env = process_environment(extra_env)
+    command, pass_fds = list(argv), ()
+    if isolation.isolated:
+        wrapped = wrap(argv, workdir=workdir, writable=writable, readonly=readonly, hide=hide, network=network,
+                       env=env, tmp_bytes=limits.tmp_bytes, bwrap=isolation.bwrap)
+        options = wrapped[1:len(wrapped) - len(argv) - 1]
+        fd = os.memfd_create("dagmerge-bwrap-args")
+        os.write(fd, b"".join(option.encode() + b"\0" for option in options))
+        os.lseek(fd, 0, os.SEEK_SET)
+        command, pass_fds = [isolation.bwrap, "--args", str(fd), "--", *argv], (fd,)
+    try:
+        group = _PidsCgroup.create(limits.processes) if isolation.processes == "cgroup" else None
+    except OSError as exc:  # refuse rather than run unbounded
+        return ProcessResult(125, f"dagmerge: cannot create the run's pids cgroup: {exc}\n", False, 0.0)
+    nproc = limits.processes if isolation.processes == "rlimit" else 0
+    shim = [sys.executable or "python3", "-I", "-S", "-c", _LIMITS_SHIM,
+            str(group.procs) if group else "", str(nproc), str(limits.file_bytes), "--"]
+    try:
+        proc = subprocess.Popen([*shim, *command], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                pass_fds=pass_fds)
+    except OSError as exc:
+        if group:
+            group.close()
+        return ProcessResult(127, f"cannot start {argv[0]!r}: {exc.strerror}\n", False, 0.0)
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
+    tail = bytearray()
+    capped = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        passed = 0
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            tail.extend(chunk)
+            del tail[:-tail_bytes]
+            if passed < limits.output_bytes:
+                chunk = chunk[: limits.output_bytes - passed]
+                passed += len(chunk)
+                if on_output:
+                    on_output(chunk.decode(errors="replace"))
+            elif not capped.is_set():
+                capped.set()
+                if on_output:
+                    on_output(f"\n[dagmerge: output past {limits.output_bytes} bytes is not kept]\n")
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = started + timeout
+    timed_out = stopped = False
+    while not _has_exited(proc):
+        if stop is not None and stop.is_set():
+            stopped = True
+            break
+        if time.monotonic() >= deadline:
+            timed_out = True
+            break
+        time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+    # PID 1 of a sandbox first: its death reaches bwrap only once the kernel has killed every process of
+    # the namespace, so nothing of the run is left when this function returns.
+    for pid in _children(proc.pid) if isolation.isolated else ():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    kill_process_group(proc, limits.grace_s)
+    if group:
+        group.close()
+    reader.join(timeout=5)
+    return ProcessResult(
+        exit_code=None if timed_out or stopped else proc.returncode,
+        output_tail=tail.decode(errors="replace"),
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+        stopped=stopped,
+        output_capped=capped.is_set(),
+    )
