@@ -25,7 +25,9 @@ def _site_folder(name: str) -> Path:
     return installed if installed.is_dir() else SITE_DIR.parent / name
 
 
-DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", str(SITE_DIR.parent / "var"))).resolve()
+# Relative to the directory dagmerge starts in, as the README documents; every process of one installation
+# (web, workers, CLI) starts in the same one or sets it.
+DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", "var")).resolve()
 DAGMERGE_WORKSPACE = Path(env_str("DAGMERGE_WORKSPACE", str(DAGMERGE_HOME / "workspace"))).resolve()
 DAGMERGE_HOME.mkdir(parents=True, exist_ok=True)
 
