@@ -175,11 +175,12 @@ def test_installed_without_extras_it_runs_a_ticket_and_serves_the_dashboard(venv
         tickets = browser.open(f"{base}/accounts/login/", data=form.encode(), timeout=30).read().decode()
         assert "from the wheel" in tickets and "Demo: set up" in tickets
 
-        status = _wait_for_status(bin_dir, site, env, clean, "done", demo)
+        assert "Integrate X and Y" in _wait_for_badge(browser, f"{base}/tickets/{clean}/", "done", demo)
+        status = json.loads(_run([str(bin_dir / "dagmerge"), "status", str(clean), "--json"], cwd=site,
+                                 env=env).stdout)
         assert [t["status"] for t in status["tasks"]] == ["succeeded"] * 4
-        _wait_for_status(bin_dir, site, env, conflicting, "awaiting_review", demo)
+        _wait_for_badge(browser, f"{base}/tickets/{conflicting}/", "awaiting_review", demo)
         assert "the agent tier is unavailable" in _get(browser, f"{base}/reviews/")
-        assert "Integrate X and Y" in _get(browser, f"{base}/tickets/{clean}/")
     finally:
         demo.send_signal(signal.SIGTERM)  # the demo stops the servers it started
         demo.wait(timeout=60)
@@ -214,13 +215,14 @@ def _get(browser: urllib.request.OpenerDirector, url: str) -> str:
     return response.read().decode()
 
 
-def _wait_for_status(bin_dir: Path, site: Path, env: dict, ticket: int, wanted: str,
-                     demo: subprocess.Popen) -> dict:
+def _wait_for_badge(browser: urllib.request.OpenerDirector, url: str, status: str,
+                    demo: subprocess.Popen) -> str:
+    """The ticket page once its status badge reads ``status`` (the demo's worker moves it)."""
     deadline = time.monotonic() + 90
     while True:
-        report = json.loads(_run([str(bin_dir / "dagmerge"), "status", str(ticket), "--json"], cwd=site,
-                                 env=env).stdout)
-        if report["status"] == wanted:
-            return report
-        assert time.monotonic() < deadline and demo.poll() is None, report
+        page = _get(browser, url)
+        header = re.search(r'<h1>#\d+ [^<]*<span class="badge st-(\w+)">', page)
+        if header and header.group(1) == status:
+            return page
+        assert time.monotonic() < deadline and demo.poll() is None, header and header.group(0)
         time.sleep(1)
