@@ -15,8 +15,19 @@ from django.core.exceptions import ImproperlyConfigured
 
 from dagmerge_site.env import env_bool, env_choice, env_int, env_list, env_str
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", str(BASE_DIR / "var"))).resolve()
+SITE_DIR = Path(__file__).resolve().parent
+
+
+def _site_folder(name: str) -> Path:
+    """templates/ or static/: inside this package when installed from a wheel (pyproject maps them there),
+    else the top-level folder of the checkout."""
+    installed = SITE_DIR / name
+    return installed if installed.is_dir() else SITE_DIR.parent / name
+
+
+# Relative to the directory dagmerge starts in, as the README documents; every process of one installation
+# (web, workers, CLI) starts in the same one or sets it.
+DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", "var")).resolve()
 DAGMERGE_WORKSPACE = Path(env_str("DAGMERGE_WORKSPACE", str(DAGMERGE_HOME / "workspace"))).resolve()
 DAGMERGE_HOME.mkdir(parents=True, exist_ok=True)
 
@@ -71,7 +82,7 @@ WSGI_APPLICATION = None
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [_site_folder("templates")],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -172,7 +183,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [_site_folder("static")]
 STATIC_ROOT = DAGMERGE_HOME / "static"
 
 LOGGING = {

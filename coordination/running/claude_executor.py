@@ -5,6 +5,8 @@ what it left, as for a shell command. Its messages go to the task log as they co
 result comes back shaped like a command's (``ProcessResult``) with the cost on top.
 
 The CLI runs on this machine with ``cwd`` = the sandbox's ``workdir``, so the sandbox must be local.
+claude-agent-sdk is the ``agents`` extra: without it a claude task ends, not started, with a line saying
+what to install.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions
-
 from coordination.running.sandboxes.local import OUTPUT_TAIL_BYTES, ProcessResult
+from merges.engine.extras import MissingExtra
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,
     AgentFailure,
     Budget,
     LLMSettings,
+    agent_sdk,
     redact,
     run_agent,
 )
@@ -52,6 +54,10 @@ def run_claude_task(instructions: str, context: Mapping[str, Any], workdir: Path
 
     ``env`` is the task's environment (as a shell command gets it); ``timeout_s`` bounds the whole session.
     """
+    try:
+        sdk = agent_sdk("the claude executor")
+    except MissingExtra as missing:  # first: whatever else is set, it cannot run without the package
+        return _not_started(str(missing), on_output)
     if not settings.api_key_present:
         return _not_started(NO_API_KEY, on_output)
     if not budget.allows():
@@ -65,7 +71,7 @@ def run_claude_task(instructions: str, context: Mapping[str, Any], workdir: Path
             on_output(text)
 
     tools = [*EXECUTOR_TOOLS, "Bash"] if allow_bash else list(EXECUTOR_TOOLS)
-    options = ClaudeAgentOptions(
+    options = sdk.ClaudeAgentOptions(
         cwd=str(workdir), tools=tools, allowed_tools=tools, permission_mode="acceptEdits",
         max_turns=settings.max_turns, max_budget_usd=budget.usd_left(0.0), model=settings.model,
         cli_path=settings.cli_path, env=agent_environment(env),

@@ -1,9 +1,10 @@
 """The LLM tier of the conflict ladder: a Claude agent edits the conflicted files in a merge worktree.
 
-The agent runs through claude-agent-sdk, which spawns the Claude Code CLI. Nothing here trusts the agent:
-after it stops, the conflicted files must be free of markers and no other file may have changed, or the
-conflict goes to a person. It runs only with an API key, within the ticket's budget, under a timeout, and
-retries only what may pass on a second try (a crashed or overloaded CLI), never a bad resolution.
+The agent runs through claude-agent-sdk (the ``agents`` extra, imported when an agent runs), which spawns
+the Claude Code CLI. Nothing here trusts the agent: after it stops, the conflicted files must be free of
+markers and no other file may have changed, or the conflict goes to a person. It runs only with an API key,
+within the ticket's budget, under a timeout, and retries only what may pass on a second try (a crashed or
+overloaded CLI), never a bad resolution.
 
 Free of Django: the caller passes settings, budget and the sides' intents.
 """
@@ -18,28 +19,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from claude_agent_sdk import (
-    AssistantMessage,
-    ClaudeAgentOptions,
-    CLINotFoundError,
-    ProcessError,
-    ResultError,
-    ResultMessage,
-    TextBlock,
-    ToolResultBlock,
-    ToolUseBlock,
-    UserMessage,
-    query,
-)
-
+from merges.engine.extras import AGENT_SDK, MissingExtra, install_hint, load
 from merges.engine.git import Git
+
+if TYPE_CHECKING:  # the SDK is the agents extra: imported when an agent runs, not with this module
+    from claude_agent_sdk import ClaudeAgentOptions, ResultError, ResultMessage
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 NO_API_KEY = f"no {API_KEY_ENV} configured: the conflict goes to a person"
+NO_AGENT_SDK = (f"the agent tier is unavailable: claude-agent-sdk is not installed ({install_hint()}); "
+                "the conflict goes to a person")
 BUDGET_EXHAUSTED = "LLM budget exhausted"
 RESOLVER_TOOLS = ("Read", "Edit", "Write", "Grep", "Glob")
 # Result subtypes a second try would only repeat: the same limits apply to it.
@@ -50,6 +44,11 @@ STDERR_LINES_KEPT = 20
 
 def _api_key_in_environment() -> bool:
     return bool(os.environ.get(API_KEY_ENV))
+
+
+def agent_sdk(feature: str = "the agent tier") -> ModuleType:
+    """claude_agent_sdk, imported on first use; MissingExtra (saying what to install) without the extra."""
+    return load(AGENT_SDK, feature)
 
 
 @dataclass(frozen=True)
@@ -137,18 +136,19 @@ def run_agent(prompt: str, options: ClaudeAgentOptions, timeout_s: float,
     At the timeout the SDK closes the CLI: stdin EOF, 5 s grace, SIGTERM, SIGKILL; the wait here covers it,
     so no CLI process outlives the call.
     """
+    sdk = agent_sdk()
     run = AgentRun()
     options = replace(options, stderr=lambda line: _keep_tail(run.stderr, line))
     try:
         asyncio.run(asyncio.wait_for(_consume(prompt, options, run, on_line), timeout_s))
     except TimeoutError:
         raise AgentFailure(f"timed out after {timeout_s:g} s", run, transient=False, timed_out=True) from None
-    except CLINotFoundError as exc:
+    except sdk.CLINotFoundError as exc:
         raise AgentFailure(f"Claude Code CLI not found: {exc}", run, transient=False) from None
-    except ResultError as exc:
+    except sdk.ResultError as exc:
         raise AgentFailure(_result_error_text(exc), run,
                            transient=exc.subtype not in FINAL_RESULT_SUBTYPES) from None
-    except ProcessError as exc:
+    except sdk.ProcessError as exc:
         detail = f": {run.stderr[-1]}" if run.stderr else ""
         raise AgentFailure(f"the Claude CLI exited with status {exc.exit_code}{detail}", run,
                            transient=True) from None
@@ -164,12 +164,13 @@ def run_agent(prompt: str, options: ClaudeAgentOptions, timeout_s: float,
 
 async def _consume(prompt: str, options: ClaudeAgentOptions, run: AgentRun,
                    on_line: Callable[[str], None] | None) -> None:
-    async for message in query(prompt=prompt, options=options):
-        if isinstance(message, AssistantMessage):
-            texts = [block.text for block in message.content if isinstance(block, TextBlock)]
+    sdk = agent_sdk()
+    async for message in sdk.query(prompt=prompt, options=options):
+        if isinstance(message, sdk.AssistantMessage):
+            texts = [block.text for block in message.content if isinstance(block, sdk.TextBlock)]
             if texts:
                 run.text = "\n".join(texts).strip()
-        elif isinstance(message, ResultMessage):
+        elif isinstance(message, sdk.ResultMessage):
             run.result = message
             run.cost_usd += message.total_cost_usd or 0.0
         if on_line:
@@ -179,18 +180,19 @@ async def _consume(prompt: str, options: ClaudeAgentOptions, run: AgentRun,
 
 def message_lines(message: Any) -> list[str]:
     """One readable line per assistant text, tool use, tool error and result, for a live log."""
+    sdk = agent_sdk()
     lines: list[str] = []
-    if isinstance(message, AssistantMessage):
+    if isinstance(message, sdk.AssistantMessage):
         for block in message.content:
-            if isinstance(block, TextBlock) and block.text.strip():
+            if isinstance(block, sdk.TextBlock) and block.text.strip():
                 lines.append(block.text.strip())
-            elif isinstance(block, ToolUseBlock):
+            elif isinstance(block, sdk.ToolUseBlock):
                 lines.append(f"[{block.name}] {_tool_subject(block.input)}".rstrip())
-    elif isinstance(message, UserMessage) and isinstance(message.content, list):
+    elif isinstance(message, sdk.UserMessage) and isinstance(message.content, list):
         for block in message.content:
-            if isinstance(block, ToolResultBlock) and block.is_error:
+            if isinstance(block, sdk.ToolResultBlock) and block.is_error:
                 lines.append(f"[tool error] {str(block.content)[:300]}")
-    elif isinstance(message, ResultMessage):
+    elif isinstance(message, sdk.ResultMessage):
         cost = f", ${message.total_cost_usd:.4f}" if message.total_cost_usd is not None else ""
         state = "error" if message.is_error else "done"
         lines.append(f"[{state}] {message.subtype}, {message.num_turns} turns{cost}")
@@ -223,6 +225,17 @@ def redact(text: str) -> str:
 # -- resolving conflicts --------------------------------------------------------------------------
 
 
+def agent_unavailable(settings: LLMSettings | None) -> str:
+    """Why the agent tier cannot run (no API key, or the agents extra not installed); "" when it can."""
+    if settings is None or not settings.api_key_present:
+        return NO_API_KEY
+    try:
+        agent_sdk()
+    except MissingExtra:
+        return NO_AGENT_SDK
+    return ""
+
+
 def resolve_conflicts(worktree: Path, paths: Sequence[str], sides: Sequence[SideIntent], settings: LLMSettings,
                       budget: Budget = Budget(), hint: str = "") -> LLMOutcome:
     """Let an agent settle ``paths`` (text files with conflict markers in ``worktree``, a git work tree).
@@ -230,8 +243,9 @@ def resolve_conflicts(worktree: Path, paths: Sequence[str], sides: Sequence[Side
     When not resolved, the conflicted files are put back as they were given (with their markers); files the
     agent changed outside them are named in the error, not restored.
     """
-    if not settings.api_key_present:
-        return LLMOutcome(False, error=NO_API_KEY)
+    unavailable = agent_unavailable(settings)
+    if unavailable:
+        return LLMOutcome(False, error=unavailable)
     if not budget.allows():
         return LLMOutcome(False, error=BUDGET_EXHAUSTED)
     started = time.monotonic()
@@ -289,7 +303,7 @@ def _run_with_retries(worktree: Path, prompt: str, settings: LLMSettings, budget
 
 
 def _resolver_options(worktree: Path, settings: LLMSettings, budget: Budget, usd_used: float) -> ClaudeAgentOptions:
-    return ClaudeAgentOptions(
+    return agent_sdk().ClaudeAgentOptions(
         cwd=str(worktree),
         tools=list(RESOLVER_TOOLS),  # the only tools it has at all, not merely those it may use unasked
         allowed_tools=list(RESOLVER_TOOLS),

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from merges.engine.conflicts import TEXT_KINDS, ConflictDetail
 from merges.engine.git import Git, MergeTreeResult
-from merges.engine.llm import BUDGET_EXHAUSTED, NO_API_KEY, Budget, LLMSettings, SideIntent, resolve_conflicts
+from merges.engine.llm import (
+    BUDGET_EXHAUSTED,
+    Budget,
+    LLMSettings,
+    SideIntent,
+    agent_unavailable,
+    resolve_conflicts,
+)
 from merges.engine.resolvers.ladder import FileResolution, resolve_file
 from merges.engine.resolvers.recorded import ResolutionStore
 from merges.engine.validation import Verdict, validate_text
@@ -82,8 +89,8 @@ def settle(git: Git, conflict: MergeTreeResult, partial_head: str, details: Sequ
     elif open_hunks > policy.conflict_threshold:
         settlement.review_reason = (f"{open_hunks} conflict hunks left after the resolvers, over the ticket's "
                                     f"threshold of {policy.conflict_threshold}")
-    elif policy.llm is None or not policy.llm.api_key_present:
-        settlement.review_reason = NO_API_KEY
+    elif reason := agent_unavailable(policy.llm):  # no API key, or the agents extra not installed
+        settlement.review_reason = reason
     elif not policy.budget.allows():
         settlement.review_reason = BUDGET_EXHAUSTED
     else:

@@ -3,6 +3,8 @@ CLI) and a Daytona-backed task (the real SDK against a fake Daytona on 127.0.0.1
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from coordination.models import Event
@@ -54,3 +56,21 @@ def test_a_daytona_backed_ticket_runs_its_tasks_in_sandboxes_that_are_always_del
     assert repo.show(a.head_sha, "remote.txt") == "remote\n"
     assert b.status == "failed" and "status 5" in b.error  # saw A's work, then failed on purpose
     assert len(fake.sandboxes) == 2 and fake.live() == [] and fake.unhandled == []
+
+
+@pytest.mark.parametrize(("module", "spec", "needs"), [
+    ("claude_agent_sdk", {"executor": "claude", "instructions": "Write a login function."}, "the claude executor"),
+    ("daytona", {"command": "true"}, "the daytona sandbox backend"),
+], ids=["claude", "daytona"])
+def test_without_the_agents_extra_the_task_fails_saying_what_to_install(tmp_path, monkeypatch, module, spec,
+                                                                        needs):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("DAYTONA_API_KEY", "dtn-test")
+    monkeypatch.setitem(sys.modules, module, None)  # as if installed without [agents]
+    repo = source_repo(tmp_path)
+
+    ticket = run_ticket(repo, [{"key": "A", **spec}], sandbox="daytona" if module == "daytona" else "local")
+
+    a = ticket.tasks.get(key="A")
+    assert ticket.status == "failed" and a.status == "failed"
+    assert f"{needs} needs the agents extra: pip install 'dagmerge[agents]'" in a.error

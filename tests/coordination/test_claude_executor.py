@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,15 @@ def test_without_an_api_key_the_agent_is_not_started(tmp_path, workdir, monkeypa
 
     assert (run.process.exit_code, run.invocations, calls) == (2, 0, [])
     assert output == [f"claude: {NO_API_KEY}\n"]
+
+
+def test_without_the_agents_extra_it_says_what_to_install(tmp_path, workdir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # as if installed without [agents]
+
+    run, output, calls = _run(tmp_path, workdir, {"variant": "write", "files": FILES})
+
+    assert (run.process.exit_code, run.invocations, calls) == (2, 0, [])
+    assert output == ["claude: the claude executor needs the agents extra: pip install 'dagmerge[agents]'\n"]
 
 
 def test_an_exhausted_budget_does_not_start_the_agent(tmp_path, workdir):

@@ -3,8 +3,11 @@ against a fake Claude CLI), or left for a person, everything recorded."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from merges.engine.llm import NO_AGENT_SDK
 from merges.models import MergeAttempt
 from tests.fakes.fake_claude import install, recorded_calls
 from tests.gitrepo import numbered_lines, replace_line
@@ -106,6 +109,19 @@ def test_without_an_api_key_the_conflict_goes_to_a_person_and_says_why(tmp_path,
     _, ticket = _line50_ticket(tmp_path)
     attempt = MergeAttempt.objects.get(join__ticket=ticket)
     assert ticket.status == "awaiting_review" and "no ANTHROPIC_API_KEY configured" in attempt.review_reason
+
+
+def test_without_the_agents_extra_the_agent_tier_is_unavailable_and_a_person_decides(tmp_path, fake_agent,
+                                                                                     monkeypatch):
+    record = fake_agent(variant="resolve", files={"config.py": _config_py(BOTH)})
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # as if installed without [agents]
+
+    _, ticket = _line50_ticket(tmp_path)
+
+    assert ticket.status == "awaiting_review"
+    attempt = MergeAttempt.objects.get(join__ticket=ticket)
+    assert attempt.status == "conflicted" and attempt.review_reason == NO_AGENT_SDK
+    assert not record.exists()
 
 
 def test_review_policy_never_fails_the_ticket_instead_of_asking(tmp_path, monkeypatch):

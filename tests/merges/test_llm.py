@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,
+    NO_AGENT_SDK,
     NO_API_KEY,
     Budget,
     LLMSettings,
@@ -167,6 +169,20 @@ def test_without_an_api_key_the_agent_is_not_started(tmp_path, worktree, monkeyp
     outcome = resolve_conflicts(worktree, ["config.py"], SIDES, settings)
 
     assert (outcome.resolved, outcome.error, outcome.invocations) == (False, NO_API_KEY, 0)
+    assert recorded_calls(record) == []
+
+
+def test_without_the_agents_extra_the_tier_is_unavailable_and_the_files_are_left_as_given(tmp_path, worktree,
+                                                                                          monkeypatch):
+    settings, record = _settings(tmp_path, {"variant": "resolve", "files": {"config.py": RESOLVED}})
+    given = (worktree / "config.py").read_text()
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # as if installed without [agents]
+
+    outcome = resolve_conflicts(worktree, ["config.py"], SIDES, settings)
+
+    assert (outcome.resolved, outcome.error, outcome.invocations) == (False, NO_AGENT_SDK, 0)
+    assert NO_AGENT_SDK.startswith("the agent tier is unavailable") and "dagmerge[agents]" in NO_AGENT_SDK
+    assert (worktree / "config.py").read_text() == given
     assert recorded_calls(record) == []
 
 

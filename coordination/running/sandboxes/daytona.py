@@ -8,6 +8,9 @@ deleted whatever happens: ``close()`` (also as a context manager) and every fail
 
 The SDK's execute endpoint takes one command string for the sandbox's shell, so every argument list is
 quoted with ``shlex.join`` and nothing is pasted into a command unquoted.
+
+The SDK is the ``agents`` extra: it is imported when a sandbox is made, and without it making one fails
+with a line saying what to install.
 """
 
 from __future__ import annotations
@@ -25,22 +28,18 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from daytona import (
-    CreateSandboxFromImageParams,
-    CreateSandboxFromSnapshotParams,
-    Daytona,
-    DaytonaConfig,
-    DaytonaError,
-    DaytonaNotFoundError,
-    DaytonaTimeoutError,
-    ExecuteResponse,
-)
-from daytona import Sandbox as RemoteSandbox
 from django.core.exceptions import ImproperlyConfigured
 
 from coordination.running.sandboxes.local import OUTPUT_TAIL_BYTES, ProcessResult
+from merges.engine.extras import DAYTONA_SDK, load
 from merges.engine.git import Git
+
+if TYPE_CHECKING:
+    from daytona import CreateSandboxFromImageParams, CreateSandboxFromSnapshotParams, Daytona, ExecuteResponse
+    from daytona import Sandbox as RemoteSandbox
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +91,11 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> DaytonaSetting
     )
 
 
+def daytona_sdk() -> ModuleType:
+    """The daytona SDK, imported on first use; MissingExtra (saying what to install) without the extra."""
+    return load(DAYTONA_SDK, "the daytona sandbox backend")
+
+
 def reachable_url(url_or_path: str) -> str | None:
     """The source as a URL a remote machine can clone, or None when only a bundle can carry it."""
     return url_or_path if url_or_path.startswith(("https://", "http://")) else None
@@ -104,7 +108,8 @@ def client_for(settings: DaytonaSettings) -> Daytona:
     wins over the variable); set here, not in os.environ, which every thread of a worker shares. A task
     waits for "started" once, which polling does as well as the event stream.
     """
-    return Daytona(DaytonaConfig(
+    sdk = daytona_sdk()
+    return sdk.Daytona(sdk.DaytonaConfig(
         api_key=settings.api_key, api_url=settings.api_url, target=settings.target, use_deprecated_polling=True,
     ))
 
@@ -120,6 +125,7 @@ class DaytonaSandbox:
     def __init__(self, clone: Git, settings: DaytonaSettings, lock: Callable[[], AbstractContextManager[None]],
                  *, name: str, clone_url: str | None = None, clone_branch: str | None = None,
                  client: Daytona | None = None):
+        self._sdk = daytona_sdk()  # before anything else: without the extra, no sandbox is made
         self.clone = clone
         self.settings = settings
         self._lock = lock
@@ -178,7 +184,7 @@ class DaytonaSandbox:
         try:
             response = remote.process.exec(shlex.join(argv), cwd=str(self.workdir), env=env,
                                            timeout=max(1, math.ceil(timeout)))
-        except DaytonaTimeoutError:
+        except self._sdk.DaytonaTimeoutError:
             # The daemon killed the process group at the timeout and kept no output.
             return ProcessResult(None, "", True, time.monotonic() - started)
         output = response.result or ""
@@ -214,7 +220,7 @@ class DaytonaSandbox:
         try:
             remote = self._remote or self._client.get(self.name)
             remote.delete()
-        except DaytonaNotFoundError:
+        except self._sdk.DaytonaNotFoundError:
             pass  # create() failed before the sandbox existed, or it is gone already
         except Exception:
             log.exception("Daytona sandbox %s could not be deleted; delete it by hand", self.name)
@@ -243,10 +249,10 @@ class DaytonaSandbox:
         # ephemeral: should it ever stop (auto-stop) before close() ran, Daytona deletes it at once.
         params: CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams
         if self.settings.image:
-            params = CreateSandboxFromImageParams(
+            params = self._sdk.CreateSandboxFromImageParams(
                 image=self.settings.image, name=self.name, labels={"dagmerge": "task"}, ephemeral=True)
         else:
-            params = CreateSandboxFromSnapshotParams(
+            params = self._sdk.CreateSandboxFromSnapshotParams(
                 snapshot=self.settings.snapshot, name=self.name, labels={"dagmerge": "task"}, ephemeral=True)
         return self._client.create(params, timeout=self.settings.create_timeout)
 
@@ -286,7 +292,7 @@ class DaytonaSandbox:
         try:
             response = self._require_remote().process.exec(
                 shlex.join(argv), cwd=str(cwd), env=env, timeout=GIT_STEP_TIMEOUT)
-        except DaytonaError as exc:
+        except self._sdk.DaytonaError as exc:
             raise SandboxError(f"{shlex.join(argv)} failed in the sandbox: {exc}") from exc
         if response.exit_code not in ok:
             raise SandboxError(f"{shlex.join(argv)} exited with {response.exit_code} in the sandbox: "
