@@ -29,6 +29,8 @@ def _site_folder(name: str) -> Path:
 # (web, workers, CLI) starts in the same one or sets it.
 DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", "var")).resolve()
 DAGMERGE_WORKSPACE = Path(env_str("DAGMERGE_WORKSPACE", str(DAGMERGE_HOME / "workspace"))).resolve()
+# Task code runs only under bubblewrap unless the operator says it is trusted (no confinement at all).
+DAGMERGE_TRUSTED_CODE = env_bool("DAGMERGE_TRUSTED_CODE", False)
 DAGMERGE_HOME.mkdir(parents=True, exist_ok=True)
 
 

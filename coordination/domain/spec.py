@@ -19,10 +19,10 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 REVIEW_POLICIES = ("threshold", "always", "never")
 EXECUTORS = ("shell", "claude")
 TICKET_KEYS = {"title", "repository", "base_branch", "conflict_threshold", "review_policy", "verify_command",
-               "llm_max_invocations", "llm_max_usd", "serialize_overlaps", "sandbox", "tasks"}
+               "llm_max_invocations", "llm_max_usd", "serialize_overlaps", "sandbox", "network", "tasks"}
 SANDBOXES = ("local", "daytona")
 TASK_KEYS = {"key", "title", "command", "instructions", "executor", "depends_on", "owned_files",
-             "timeout_seconds", "join_strategy"}
+             "timeout_seconds", "join_strategy", "network", "max_attempts"}
 JOIN_STRATEGY = re.compile(r"^(all|success_only|quorum:[1-9][0-9]*)$")
 
 
@@ -41,6 +41,8 @@ class TaskSpec:
     owned_files: list[str] = field(default_factory=list)
     timeout_seconds: int | None = None
     join_strategy: str = "all"
+    network: bool = False  # its commands may use the network (off by default, under bubblewrap)
+    max_attempts: int = 3  # runs allowed before a task whose worker keeps dying fails
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TicketSpec:
     llm_max_usd: float = 5.0
     serialize_overlaps: bool = False
     sandbox: str = ""
+    network: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,6 +117,7 @@ def validate_spec(data: Any) -> TicketSpec:
         llm_max_usd=_non_negative_number(data.get("llm_max_usd", 5.0), "llm_max_usd"),
         serialize_overlaps=_bool(data.get("serialize_overlaps", False), "serialize_overlaps"),
         sandbox=sandbox,
+        network=_bool(data.get("network", False), "network"),
         raw=data,
     )
 
@@ -156,6 +160,8 @@ def parse_task(raw: Any, where: str = "task") -> TaskSpec:
         owned_files=_patterns(raw.get("owned_files", []), f"{where}: owned_files"),
         timeout_seconds=None if timeout is None else _positive_int(timeout, f"{where}: timeout_seconds"),
         join_strategy=strategy,
+        network=_bool(raw.get("network", False), f"{where}: network"),
+        max_attempts=_positive_int(raw.get("max_attempts", 3), f"{where}: max_attempts"),
     )
 
 

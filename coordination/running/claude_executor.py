@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordination.running.sandboxes.local import OUTPUT_TAIL_BYTES, ProcessResult
+from coordination.running.sandboxes.base import OUTPUT_TAIL_BYTES, ProcessResult
 from merges.engine.extras import MissingExtra
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,

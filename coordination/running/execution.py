@@ -27,7 +27,9 @@ from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
 from coordination.running.leases import Lease
-from coordination.running.sandboxes.local import LocalWorktreeSandbox, ProcessResult, Sandbox
+from coordination.running.sandboxes.base import ProcessResult, Sandbox
+from coordination.running.sandboxes.local import LocalSandbox
+from merges.engine.isolation import Isolation
 from merges.engine.processes import process_environment
 
 log = logging.getLogger(__name__)
@@ -123,9 +125,12 @@ def execute(task: Task, stop: threading.Event | None = None) -> Outcome:
 
 
 def make_sandbox(task: Task) -> Sandbox:
-    """The repository's sandbox backend: a local worktree, or a Daytona sandbox (SDK loaded on demand)."""
+    """The repository's sandbox backend: a confined local repository, or a Daytona sandbox (SDK on demand).
+
+    A local sandbox is named after the task, not the attempt: a run's preparation removes whatever a dead
+    run of the same task left behind."""
     ticket = task.ticket
-    name = f"t{ticket.pk}-{task.key}-{task.attempts}"
+    name = f"t{ticket.pk}-{task.key}"
     clone = workspace.clone_git(ticket.repository_id)
 
     def lock():
@@ -134,9 +139,11 @@ def make_sandbox(task: Task) -> Sandbox:
     if (ticket.sandbox_backend or ticket.repository.sandbox_backend) == "daytona":
         from coordination.running.sandboxes.daytona import DaytonaSandbox, reachable_url, settings_from_env
 
-        return DaytonaSandbox(clone, settings_from_env(), lock, name=name,
+        return DaytonaSandbox(clone, settings_from_env(), lock, name=f"{name}-{task.attempts}",
                               clone_url=reachable_url(ticket.repository.url_or_path), clone_branch=ticket.base_branch)
-    return LocalWorktreeSandbox(clone, workspace.worktrees_root() / name, lock)
+    return LocalSandbox(clone, workspace.worktrees_root() / name, lock, isolation=Isolation.detect(),
+                        trusted=settings.DAGMERGE_TRUSTED_CODE, hide=workspace.hidden_from_tasks(),
+                        network=task.network or ticket.network)
 
 
 def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
@@ -144,7 +151,7 @@ def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
     """Run the task's executor; returns the process result and what it spent on the LLM."""
     timeout = task.timeout_seconds or settings.DAGMERGE_TASK_TIMEOUT
     if task.executor == "claude":
-        if not isinstance(sandbox, LocalWorktreeSandbox):
+        if not isinstance(sandbox, LocalSandbox):
             return ProcessResult(2, "the claude executor runs in local sandboxes only\n", False, 0.0), {}
         run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
                               settings=llm_settings(), budget=ticket_budget(task.ticket),

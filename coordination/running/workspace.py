@@ -29,6 +29,14 @@ def worktrees_root() -> Path:
     return Path(settings.DAGMERGE_WORKSPACE) / "worktrees"
 
 
+def hidden_from_tasks() -> list[Path]:
+    """What a confined task must not see: dagmerge's home (database, secrets, every other task and clone),
+    the worker's home (credentials, ~/.claude, ~/.ssh), root's, and /run (the database's and docker's
+    sockets). The task's own folder and the clone's objects are bound back inside it."""
+    hidden = {settings.DAGMERGE_HOME, settings.DAGMERGE_WORKSPACE, Path.home(), Path("/root"), Path("/run")}
+    return sorted(p for p in hidden if p != Path("/"))
+
+
 def clone_path(repository_id: int) -> Path:
     return repos_root() / f"{repository_id}.git"
 

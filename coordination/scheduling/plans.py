@@ -37,7 +37,9 @@ def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:
             review_policy=ticket.review_policy, llm=llm_settings(), budget=ticket_budget(ticket),
             store=DatabaseResolutions(ticket.repository_id), worktree_root=merges_root,
         ),
-        verify=VerifyCommand(ticket.verify_command, settings.DAGMERGE_MERGE_TIMEOUT, merges_root)
+        verify=VerifyCommand(ticket.verify_command, settings.DAGMERGE_MERGE_TIMEOUT, merges_root,
+                             trusted=settings.DAGMERGE_TRUSTED_CODE, hide=workspace.hidden_from_tasks(),
+                             network=ticket.network)
         if ticket.verify_command else None,
     )
 

@@ -36,7 +36,7 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
             base_sha=base_sha, head_sha=base_sha, conflict_threshold=spec.conflict_threshold,
             review_policy=spec.review_policy, verify_command=spec.verify_command,
             llm_max_invocations=spec.llm_max_invocations, llm_max_usd=spec.llm_max_usd, created_by=user,
-            serialize_overlaps=spec.serialize_overlaps, sandbox_backend=spec.sandbox,
+            serialize_overlaps=spec.serialize_overlaps, sandbox_backend=spec.sandbox, network=spec.network,
         )
         Event.record(ticket, "ticket.submitted", {"title": ticket.title, "base_sha": base_sha,
                                                   "tasks": [t.key for t in spec.tasks]})
@@ -67,6 +67,7 @@ def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
     task = Task.objects.create(
         ticket=ticket, key=spec.key, title=spec.title, instructions=spec.instructions, executor=spec.executor,
         command=spec.command, owned_files=spec.owned_files, timeout_seconds=spec.timeout_seconds,
+        network=spec.network, max_attempts=spec.max_attempts,
     )
     Event.record(ticket, "task.created", {"task": task.key, "task_id": task.pk, "depends_on": spec.depends_on})
     task.depends_on.set(parents)  # registers the join, if any

@@ -1,14 +1,20 @@
-"""The ticket's own check (``verify_command``), run on a fully merged tree before the ref moves."""
+"""The ticket's own check (``verify_command``), run on a fully merged tree before the ref moves.
+
+The command is the ticket author's code, as untrusted as a task's: it runs confined like one
+(``run_confined``: only its worktree writable, ``hide`` invisible, no network unless asked), and is
+refused where the machine cannot confine it unless the operator chose trusted mode.
+"""
 
 from __future__ import annotations
 
 import shlex
-import subprocess
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from merges.engine.git import Git
-from merges.engine.processes import check_io_allowed, kill_process_group, process_environment
+from merges.engine.isolation import Isolation
+from merges.engine.runner import run_confined
 from merges.engine.settling import merge_worktree
 from merges.engine.validation import Verdict
 
@@ -18,6 +24,10 @@ class VerifyCommand:
     command: str
     timeout_s: float = 600
     worktree_root: Path | None = None
+    isolation: Isolation = field(default_factory=Isolation.detect)
+    trusted: bool = False  # the operator allows unconfined code where bubblewrap is missing
+    hide: Sequence[Path] = ()
+    network: bool = False
 
 
 def verify_tree(git: Git, commit: str, verify: VerifyCommand) -> Verdict:
@@ -26,22 +36,17 @@ def verify_tree(git: Git, commit: str, verify: VerifyCommand) -> Verdict:
         argv = shlex.split(verify.command)
     except ValueError as exc:
         return Verdict(False, f"verify command cannot be parsed: {exc}")
+    if not argv:
+        return Verdict(False, "verify command is empty")
+    if not verify.isolation.isolated and not verify.trusted:
+        return Verdict(False, f"verify command not run: no isolation here ({verify.isolation.reason}) and "
+                              "DAGMERGE_TRUSTED_CODE is not set")
     with merge_worktree(git, git.tree_of(commit), commit, verify.worktree_root) as worktree:
-        env = process_environment({"HOME": str(worktree)})
-        check_io_allowed()
-        try:
-            proc = subprocess.Popen(argv, cwd=worktree, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as exc:
-            return Verdict(False, f"verify command cannot start: {exc.strerror}")
-        try:
-            output, _ = proc.communicate(timeout=verify.timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_process_group(proc)
-            proc.communicate()
-            return Verdict(False, f"verify command timed out after {verify.timeout_s:g} s")
-        kill_process_group(proc, grace=0.5)  # what the command left running in the background
-    if proc.returncode:
-        tail = output.decode(errors="replace").strip().splitlines()[-5:]
-        return Verdict(False, f"verify command exited with status {proc.returncode}: " + " | ".join(tail))
+        done = run_confined(argv, isolation=verify.isolation, workdir=worktree, extra_env={"HOME": str(worktree)},
+                            timeout=verify.timeout_s, hide=verify.hide, network=verify.network)
+    if done.timed_out:
+        return Verdict(False, f"verify command timed out after {verify.timeout_s:g} s")
+    if done.exit_code:
+        tail = done.output_tail.strip().splitlines()[-5:]
+        return Verdict(False, f"verify command exited with status {done.exit_code}: " + " | ".join(tail))
     return Verdict(True)

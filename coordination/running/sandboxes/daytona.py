@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
 
-from coordination.running.sandboxes.local import OUTPUT_TAIL_BYTES, ProcessResult
+from coordination.running.sandboxes.base import OUTPUT_TAIL_BYTES, ProcessResult
 from merges.engine.extras import DAYTONA_SDK, load
 from merges.engine.git import Git
 

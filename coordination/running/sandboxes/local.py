@@ -1,77 +1,79 @@
-"""Where a task's work happens: by default a git worktree of the workspace clone.
+"""Where a task's work happens by default: a git repository of its own, confined by bubblewrap.
 
-A sandbox is prepared on the task branch at a pinned start commit, runs commands with a timeout and
-a minimal environment, commits whatever the task left, and is removed when the task ends.
+The task gets a fresh repository (``work/``) whose objects are borrowed read-only from the workspace
+clone (``objects/info/alternates``): it can read history and commit, but its refs, config and hooks are
+its own and nothing it does reaches the clone. Its commands run under bubblewrap (``run_confined``):
+only ``work/`` and the scratch folder are writable, DAGMERGE_HOME and every other task are hidden, and
+the network is off unless the task or ticket asks for it. Afterwards dagmerge checks the repository was
+not turned into a door (``.git`` replaced by a link or a gitfile, alternates pointed elsewhere), commits
+what the task left with its own neutralised git, fetches the result into the clone and moves the task
+branch by compare-and-swap. The whole folder is removed when the task ends, and any folder a dead run of
+the same task left behind is removed before the next run starts.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from merges.engine.git import Git, GitError
-from merges.engine.processes import check_io_allowed, kill_process_group
-
-OUTPUT_TAIL_BYTES = 64 * 1024
-
-
-@dataclass
-class ProcessResult:
-    exit_code: int | None  # None: killed at the timeout, or stopped
-    output_tail: str
-    timed_out: bool
-    duration_s: float
-    stopped: bool = False  # killed because the run lost its task (cancelled, or taken over)
+from merges.engine.isolation import Isolation
+from merges.engine.runner import ProcessResult, run_confined
 
 
-class Sandbox(Protocol):
-    workdir: Path
-    scratch: Path  # beside the work tree, never committed: the task's context and result files
-
-    def prepare(self, ref: str, start_sha: str) -> None: ...
-
-    def write_file(self, name: str, data: bytes) -> str: ...
-
-    def read_file(self, name: str) -> bytes | None: ...
-
-    def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
-            on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
-            ) -> ProcessResult: ...
-
-    def commit_all(self, message: str) -> str: ...
-
-    def changed_files(self, since: str) -> list[str]: ...
-
-    def close(self) -> None: ...
+class SandboxRefused(RuntimeError):
+    """The task cannot run here as configured (no isolation and no trusted-code mode)."""
 
 
-class LocalWorktreeSandbox:
-    """A worktree of the bare workspace clone, on its own branch."""
+class TamperedRepository(GitError):
+    """The task replaced parts of its repository that dagmerge's own git would follow."""
 
-    def __init__(self, clone: Git, workdir: Path, lock: Callable[[], AbstractContextManager[None]]):
-        self.clone = clone
-        self.workdir = workdir
-        self.scratch = workdir.with_name(workdir.name + ".dagmerge")
-        self._lock = lock  # a context manager factory serializing worktree bookkeeping on the clone
-        self.git = Git(workdir)
+    def __init__(self, what: str):
+        super().__init__(["sandbox"], 1, what)
+
+
+class LocalSandbox:
+    """A task's own repository under ``root`` (``root/work``, ``root/scratch``), confined when it runs."""
+
+    def __init__(self, clone: Git, root: Path, lock: Callable[[], AbstractContextManager[None]], *,
+                 isolation: Isolation, trusted: bool = False, hide: Sequence[Path] = (), network: bool = False):
+        if not isolation.isolated and not trusted:
+            raise SandboxRefused(
+                f"tasks run only under bubblewrap and it is unavailable ({isolation.reason}); install bubblewrap, "
+                "or set DAGMERGE_TRUSTED_CODE=1 to run task code unconfined on this machine")
+        self.clone, self.root, self._lock = clone, root, lock
+        self.workdir, self.scratch = root / "work", root / "scratch"
+        self._isolation, self._hide, self._network = isolation, tuple(hide), network
+        self.isolation = isolation.describe() + (", network on" if network and isolation.isolated else "")
+        self._ref = self._start = ""
+
+    @property
+    def git(self) -> Git:
+        """dagmerge's git on the task's repository: the git dir and work tree named, never discovered."""
+        return Git(self.workdir, env={"GIT_DIR": str(self.workdir / ".git"), "GIT_WORK_TREE": str(self.workdir)})
 
     def prepare(self, ref: str, start_sha: str) -> None:
-        with self._lock():
-            self._remove_worktree()
+        self._ref, self._start = ref, start_sha
+        remove_tree(self.root)
+        self.workdir.mkdir(parents=True)
+        (self.scratch / "home").mkdir(parents=True)
+        with self._lock():  # the task branch starts at the pinned commit, whatever a dead run left on it
             current = self.clone.rev_parse(ref)
             if current != start_sha:
                 self.clone.update_ref(ref, start_sha, current, message="dagmerge: task start")
-            self.workdir.parent.mkdir(parents=True, exist_ok=True)
-            self.clone.run("worktree", "add", "-q", "--end-of-options", str(self.workdir),
-                           ref.removeprefix("refs/heads/"))
-        (self.scratch / "home").mkdir(parents=True, exist_ok=True)
+        git = Git(self.workdir)
+        git.run("init", "-q", "--template=", "-b", "work")
+        self._borrow_objects()
+        git.run("update-ref", "refs/heads/work", start_sha)
+        git.run("reset", "-q", "--hard", "work")
+
+    def _borrow_objects(self) -> None:
+        info = self.workdir / ".git" / "objects" / "info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "alternates").write_text(f"{self.clone.repo / 'objects'}\n")
 
     def write_file(self, name: str, data: bytes) -> str:
         path = self.scratch / name
@@ -80,83 +82,55 @@ class LocalWorktreeSandbox:
 
     def read_file(self, name: str) -> bytes | None:
         path = self.scratch / name
-        return path.read_bytes() if path.exists() else None
+        return path.read_bytes() if path.is_file() and not path.is_symlink() else None
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
             on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
             ) -> ProcessResult:
-        return run_process(argv, cwd=self.workdir, env=env, timeout=timeout, on_output=on_output, stop=stop)
+        return run_confined(argv, isolation=self._isolation, workdir=self.workdir, extra_env=env, timeout=timeout,
+                            writable=[self.scratch], readonly=[self.clone.repo / "objects"], hide=self._hide,
+                            network=self._network, on_output=on_output, stop=stop)
 
     def commit_all(self, message: str) -> str:
-        self.git.run("add", "-A")
-        if self.git.run("diff", "--cached", "--quiet", ok=(0, 1)).returncode == 1:
-            self.git.run("commit", "-q", "--no-verify", "-m", message)
-        return self.git.text("rev-parse", "HEAD")
+        """Commit what the task left; the result must descend from the start commit. Returns the head."""
+        self._check_repository()
+        git = self.git
+        git.run("add", "-A")
+        if git.run("diff", "--cached", "--quiet", ok=(0, 1)).returncode == 1:
+            git.run("commit", "-q", "--no-verify", "-m", message)
+        head = git.text("rev-parse", "--verify", "HEAD^{commit}")
+        if not git.is_ancestor(self._start, head):
+            raise TamperedRepository(f"the task's HEAD {head[:12]} does not descend from its start commit")
+        git.run("update-ref", "refs/dagmerge/result", head)  # a ref to fetch: a bare sha may not be wanted
+        with self._lock():
+            incoming = f"refs/dagmerge/incoming/{self.root.name}"
+            self.clone.run("fetch", "-q", "--no-tags", "--no-write-fetch-head", "--end-of-options", str(self.workdir),
+                           f"+refs/dagmerge/result:{incoming}")
+            try:
+                self.clone.update_ref(self._ref, head, self._start, message="dagmerge: task result")
+            finally:
+                self.clone.run("update-ref", "-d", incoming)
+        return head
+
+    def _check_repository(self) -> None:
+        """The task could write its .git: make sure dagmerge's git reads only what dagmerge set up."""
+        dot_git, objects = self.workdir / ".git", self.workdir / ".git" / "objects"
+        for path in (dot_git, objects):
+            if path.is_symlink() or not path.is_dir():
+                raise TamperedRepository(f"the task replaced {path.relative_to(self.workdir)}")
+        self._borrow_objects()  # whatever the task wrote there, dagmerge's git borrows from the clone only
 
     def changed_files(self, since: str) -> list[str]:
-        return sorted(self.git.changed_paths(since, "HEAD"))
+        return sorted(self.clone.changed_paths(since, self.clone.text("rev-parse", self._ref)))
 
     def close(self) -> None:
-        with self._lock():
-            self._remove_worktree()
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def _remove_worktree(self) -> None:
-        if self.workdir.exists():
-            try:
-                self.clone.run("worktree", "remove", "--force", "--force", str(self.workdir))
-            except GitError:
-                shutil.rmtree(self.workdir, ignore_errors=True)
-        self.clone.run("worktree", "prune")
+        remove_tree(self.root)
 
 
-def run_process(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float,
-                on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
-                ) -> ProcessResult:
-    """Run ``argv`` (no shell) in its own process group, killing the whole group at the timeout or as
-    soon as ``stop`` is set.
-
-    Output (stdout and stderr together) is passed on in chunks as it comes; the tail is kept.
-    """
-    started = time.monotonic()
-    check_io_allowed()
-    try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return ProcessResult(127, f"cannot start {argv[0]!r}: {exc.strerror}\n", False, 0.0)
-    tail = bytearray()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for chunk in iter(lambda: proc.stdout.read1(8192), b""):  # type: ignore[union-attr]
-            tail.extend(chunk)
-            del tail[:-OUTPUT_TAIL_BYTES]
-            if on_output:
-                on_output(chunk.decode(errors="replace"))
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = started + timeout
-    timed_out = stopped = False
-    while proc.poll() is None:
-        if stop is not None and stop.is_set():
-            stopped = True
-        elif time.monotonic() >= deadline:
-            timed_out = True
-        else:
-            try:
-                proc.wait(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
-            except subprocess.TimeoutExpired:
-                pass
-            continue
-        break
-    kill_process_group(proc)  # also after a normal exit: nothing the command started outlives it
-    reader.join(timeout=5)
-    return ProcessResult(
-        exit_code=None if timed_out or stopped else proc.returncode,
-        output_tail=tail.decode(errors="replace"),
-        timed_out=timed_out,
-        duration_s=time.monotonic() - started,
-        stopped=stopped,
-    )
+def remove_tree(path: Path) -> None:
+    """Remove a sandbox folder, also one whose files a task made read-only."""
+    if path.exists() or path.is_symlink():
+        def writable_then_retry(func, target, _exc):  # noqa: ANN001 - shutil's onerror signature
+            Path(target).parent.chmod(0o700)
+            func(target)
+        shutil.rmtree(path, onerror=writable_then_retry)
