@@ -29,11 +29,19 @@ def worktrees_root() -> Path:
     return Path(settings.DAGMERGE_WORKSPACE) / "worktrees"
 
 
+# Where a worker's home keeps credentials. The rest of the home stays readable (pyenv or a virtualenv
+# often lives there, and tasks run its Python); a worker meant to hold other secrets runs as its own user.
+HOME_SECRETS = (".ssh", ".claude", ".claude.json", ".config", ".gnupg", ".netrc", ".git-credentials", ".gitconfig",
+                ".aws", ".azure", ".kube", ".docker", ".pypirc", ".npmrc", ".cargo/credentials.toml",
+                ".local/share/keyrings", ".bash_history", ".python_history", ".psql_history", ".pgpass")
+
+
 def hidden_from_tasks() -> list[Path]:
-    """What a confined task must not see: dagmerge's home (database, secrets, every other task and clone),
-    the worker's home (credentials, ~/.claude, ~/.ssh), root's, and /run (the database's and docker's
-    sockets). The task's own folder and the clone's objects are bound back inside it."""
-    hidden = {settings.DAGMERGE_HOME, settings.DAGMERGE_WORKSPACE, Path.home(), Path("/root"), Path("/run")}
+    """What a confined task must not see: dagmerge's home and workspace (database, secret key, every other
+    task and clone), the credentials in the worker's home, and /run (the database's and docker's sockets).
+    The task's own folder and the clone's objects are bound back inside it."""
+    home = Path.home()
+    hidden = {settings.DAGMERGE_HOME, settings.DAGMERGE_WORKSPACE, Path("/run"), *(home / s for s in HOME_SECRETS)}
     return sorted(p for p in hidden if p != Path("/"))
 
 

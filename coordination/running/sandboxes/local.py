@@ -14,6 +14,7 @@ the same task left behind is removed before the next run starts.
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -22,6 +23,11 @@ from pathlib import Path
 from merges.engine.git import Git, GitError
 from merges.engine.isolation import Isolation
 from merges.engine.runner import ProcessResult, run_confined
+
+
+# The worker's Python stays visible (read-only) wherever it lives, even under a hidden /tmp: a task may
+# run it (the demo's tasks do), and it is code, not a secret.
+PYTHON_PREFIXES = tuple(sorted({Path(sys.prefix), Path(sys.base_prefix)}))
 
 
 class SandboxRefused(RuntimeError):
@@ -88,7 +94,8 @@ class LocalSandbox:
             on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
             ) -> ProcessResult:
         return run_confined(argv, isolation=self._isolation, workdir=self.workdir, extra_env=env, timeout=timeout,
-                            writable=[self.scratch], readonly=[self.clone.repo / "objects"], hide=self._hide,
+                            writable=[self.scratch], readonly=[self.clone.repo / "objects", *PYTHON_PREFIXES],
+                            hide=self._hide,
                             network=self._network, on_output=on_output, stop=stop)
 
     def commit_all(self, message: str) -> str:
