@@ -1,0 +1,295 @@
+"""Profiles for programming languages: Python, JavaScript, TypeScript (and TSX), Go, Rust.
+
+Commutative parents are the places where order does not change what a program means, or where people
+insert side by side without caring: module-level definitions, class and impl members, import lists, object
+and dict literals, and lists of plain strings or of route calls (``path("users/", ...)``). A function body is
+never one: its statements run in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from merges.engine.resolvers.structured.model import (
+    Container,
+    Node,
+    Profile,
+    field_text,
+    grammar,
+    key_category,
+    named_children,
+    squash,
+    text,
+    unquote,
+)
+
+MODULE = Container("module definitions")
+CLASS = Container("class members", terminators=frozenset({b";", b","}))
+OBJECT = Container("object keys", separator=b",", terminators=frozenset())
+LIST = Container("list items", separator=b",", terminators=frozenset())
+NAMES = Container("imported names", separator=b",", terminators=frozenset())
+IMPORTS = Container("imports")
+
+
+def _call(node: Node, src: bytes, callee_field: str, args_field: str) -> str | None:
+    """``app.get("/x", h)`` is known as ``call app.get /x``: two routes for one path share a name."""
+    callee = field_text(node, callee_field, src)
+    args = getattr(node, "child_by_field_name", lambda _: None)(args_field)
+    first = named_children(args)[0] if args is not None and named_children(args) else None
+    if callee is None or first is None or first.type not in ("string", "template_string"):
+        return None
+    return f"call {callee} {unquote(squash(text(first, src)))}"
+
+
+def _only_named(node: Node, profile_signature: object, src: bytes, comments: frozenset[str]) -> bool:
+    kids = [kid for kid in named_children(node) if kid.type not in comments]
+    return bool(kids) and all(profile_signature(kid, src) is not None for kid in kids)  # type: ignore[operator]
+
+
+# -- Python ------------------------------------------------------------------------------------------------
+
+PY_IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
+PY_DEFINITIONS = {"function_definition": "def", "class_definition": "class"}
+
+
+def py_signature(node: Node, src: bytes) -> str | None:
+    kind = node.type
+    if kind == "decorated_definition":
+        inner = node.child_by_field_name("definition")  # type: ignore[attr-defined]
+        accessors = [
+            squash(text(d, src)) for d in node.children if d.type == "decorator" and
+            squash(text(d, src)).endswith((".setter", ".getter", ".deleter"))
+        ]
+        name = py_signature(inner, src) if inner is not None else None
+        return " ".join([name, *accessors]) if name else None
+    if kind in PY_DEFINITIONS:
+        return f"{PY_DEFINITIONS[kind]} {field_text(node, 'name', src)}"
+    if kind == "expression_statement" and len(named_children(node)) == 1:
+        inner = named_children(node)[0]
+        if inner.type == "assignment":
+            return f"= {field_text(inner, 'left', src)}"
+        return py_signature(inner, src) if inner.type == "call" else None
+    if kind == "call":
+        return _call(node, src, "function", "arguments")
+    if kind == "string":
+        return f"str {squash(text(node, src))}"
+    if kind == "pair":
+        return f"key {unquote(field_text(node, 'key', src) or '')}"
+    return None
+
+
+def _py_module(node: Node) -> str:
+    name = node.child_by_field_name("module_name") or node.child_by_field_name("name")  # type: ignore[attr-defined]
+    return name.text.decode("utf-8", "replace").lower() if name is not None else ""
+
+
+def py_keys(node: Node, src: bytes, name: str) -> Sequence[object]:
+    if node.type in PY_IMPORTS:
+        # isort's default (plain imports, then from-imports) and its force-sort-within-sections
+        is_from = node.type != "import_statement"
+        module, line = _py_module(node), squash(text(node, src))
+        return ((is_from, module, line), (module, is_from, line), (line.casefold(),))
+    short = name.split(" ", 1)[-1]
+    return ((short,), (short.casefold(),), (short,))
+
+
+def py_container(node: Node, src: bytes) -> Container | None:
+    if node.type == "module":
+        return MODULE
+    if node.type == "block" and node.parent is not None and node.parent.type == "class_definition":
+        return CLASS
+    if node.type in ("list", "dictionary") and _only_named(node, py_signature, src, frozenset({"comment"})):
+        return LIST if node.type == "list" else OBJECT
+    return None
+
+
+PYTHON = Profile(
+    name="python",
+    parse=grammar("tree_sitter_python"),
+    container=py_container,
+    signature=py_signature,
+    family=lambda node, src: "import" if node.type in PY_IMPORTS else "definition",
+    category=lambda node, src: key_category(py_signature(node, src) or "") if node.type == "pair" else None,
+    sort_keys=py_keys,
+)
+
+
+# -- JavaScript, TypeScript ----------------------------------------------------------------------------------
+
+JS_DECLARATIONS = {
+    "function_declaration": "function", "generator_function_declaration": "function", "class_declaration": "class",
+    "abstract_class_declaration": "class", "interface_declaration": "interface", "type_alias_declaration": "type",
+    "enum_declaration": "enum", "internal_module": "namespace", "module": "namespace",
+    "function_signature": "function",
+}
+JS_MEMBERS = {"method_definition", "method_signature", "abstract_method_signature", "property_signature"}
+JS_MODIFIERS = {"static", "get", "set", "*", "async", "readonly", "abstract"}
+
+
+def js_signature(node: Node, src: bytes) -> str | None:
+    kind = node.type
+    if kind in JS_DECLARATIONS:
+        return f"{JS_DECLARATIONS[kind]} {field_text(node, 'name', src)}"
+    if kind == "export_statement":
+        inner = node.child_by_field_name("declaration")  # type: ignore[attr-defined]
+        name = js_signature(inner, src) if inner is not None else None
+        if name:
+            return f"export {name}"
+        return "export default" if any(kid.type == "default" for kid in node.children) else None
+    if kind in ("lexical_declaration", "variable_declaration"):
+        names = [field_text(kid, "name", src) for kid in node.children if kid.type == "variable_declarator"]
+        return "var " + ",".join(name or "" for name in names)
+    if kind == "expression_statement" and len(named_children(node)) == 1:
+        inner = named_children(node)[0]
+        if inner.type == "assignment_expression":
+            return f"= {field_text(inner, 'left', src)}"
+        return _call(inner, src, "function", "arguments") if inner.type == "call_expression" else None
+    if kind == "call_expression":
+        return _call(node, src, "function", "arguments")
+    if kind in JS_MEMBERS:
+        modifiers = [squash(text(k, src)) for k in node.children if squash(text(k, src)) in JS_MODIFIERS]
+        return " ".join(["member", *modifiers, unquote(field_text(node, "name", src) or "")])
+    if kind in ("field_definition", "public_field_definition"):
+        name = field_text(node, "property", src) or field_text(node, "name", src)
+        static = any(kid.type == "static" for kid in node.children)
+        return f"field {'static ' if static else ''}{name}"
+    if kind == "pair":
+        return f"key {unquote(field_text(node, 'key', src) or '')}"
+    if kind in ("shorthand_property_identifier", "import_specifier", "export_specifier"):
+        return f"key {squash(text(node, src))}"
+    if kind == "string":
+        return f"str {unquote(squash(text(node, src)))}"
+    return None
+
+
+def js_keys(node: Node, src: bytes, name: str) -> Sequence[object]:
+    if node.type == "import_statement":
+        source = unquote(field_text(node, "source", src) or "")
+        line = squash(text(node, src))
+        return ((source.casefold(), line), (line.casefold(),))
+    short = name.split(" ")[-1]
+    return ((short,), (short.casefold(),))
+
+
+def js_container(node: Node, src: bytes) -> Container | None:
+    kind = node.type
+    if kind == "program":
+        return MODULE
+    if kind in ("class_body", "interface_body", "object_type"):
+        return CLASS
+    if kind == "object" and _only_named(node, _js_key, src, frozenset({"comment"})):
+        return OBJECT
+    if kind == "named_imports":
+        return NAMES
+    if kind == "array" and _only_named(node, _js_item, src, frozenset({"comment"})):
+        return LIST
+    return None
+
+
+def _js_key(node: Node, src: bytes) -> str | None:
+    return js_signature(node, src) if node.type in ("pair", "shorthand_property_identifier", "method_definition",
+                                                    "spread_element") else None
+
+
+def _js_item(node: Node, src: bytes) -> str | None:
+    return js_signature(node, src) if node.type in ("string", "call_expression") else None
+
+
+def _js_profile(name: str, module: str, function: str) -> Profile:
+    return Profile(
+        name=name,
+        parse=grammar(module, function),
+        container=js_container,
+        signature=js_signature,
+        family=lambda node, src: "import" if node.type == "import_statement" else "definition",
+        category=lambda node, src: key_category((js_signature(node, src) or "")[4:]) if node.type == "pair" else None,
+        sort_keys=js_keys,
+    )
+
+
+JAVASCRIPT = _js_profile("javascript", "tree_sitter_javascript", "language")
+TYPESCRIPT = _js_profile("typescript", "tree_sitter_typescript", "language_typescript")
+TSX = _js_profile("tsx", "tree_sitter_typescript", "language_tsx")
+
+
+# -- Go ------------------------------------------------------------------------------------------------------
+
+
+def go_signature(node: Node, src: bytes) -> str | None:
+    kind = node.type
+    if kind == "function_declaration":
+        return f"func {field_text(node, 'name', src)}"
+    if kind == "method_declaration":
+        receiver = node.child_by_field_name("receiver")  # type: ignore[attr-defined]
+        params = named_children(receiver) if receiver is not None else []
+        owner = field_text(params[0], "type", src) if params else None
+        return f"func ({(owner or '').lstrip('*')}) {field_text(node, 'name', src)}"
+    if kind in ("type_declaration", "var_declaration", "const_declaration"):
+        specs = [kid for kid in node.children if kid.type.endswith("_spec")]
+        names = [field_text(spec, "name", src) or "" for spec in specs]
+        return f"{kind.split('_')[0]} {','.join(names)}" if names and all(names) else None
+    if kind == "package_clause":
+        return "package"
+    if kind == "import_spec":
+        return f"import {field_text(node, 'path', src)} {field_text(node, 'name', src) or ''}".rstrip()
+    return None
+
+
+def go_container(node: Node, src: bytes) -> Container | None:
+    if node.type == "source_file":
+        return MODULE
+    if node.type == "import_spec_list":
+        return IMPORTS
+    return None
+
+
+GO = Profile(
+    name="go",
+    parse=grammar("tree_sitter_go"),
+    container=go_container,
+    signature=go_signature,
+    family=lambda node, src: "import" if node.type in ("import_declaration", "import_spec") else "definition",
+    sort_keys=lambda node, src, name: ((name,), (name.casefold(),)),
+)
+
+
+# -- Rust ----------------------------------------------------------------------------------------------------
+
+RUST_ITEMS = {
+    "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct", "enum_item": "enum",
+    "union_item": "union", "trait_item": "trait", "type_item": "type", "mod_item": "mod", "const_item": "const",
+    "static_item": "static", "macro_definition": "macro", "associated_type": "type",
+}
+
+
+def rust_signature(node: Node, src: bytes) -> str | None:
+    kind = node.type
+    if kind in RUST_ITEMS:
+        return f"{RUST_ITEMS[kind]} {field_text(node, 'name', src)}"
+    if kind == "impl_item":
+        body = node.child_by_field_name("body")  # type: ignore[attr-defined]
+        end = body.start_byte if body is not None else node.end_byte
+        return squash(src[node.start_byte : end])
+    return None
+
+
+def rust_container(node: Node, src: bytes) -> Container | None:
+    if node.type == "source_file":
+        return MODULE
+    if node.type == "declaration_list":
+        owner = node.parent.type if node.parent is not None else ""
+        return Container({"impl_item": "impl items", "trait_item": "trait items"}.get(owner, "module definitions"))
+    if node.type == "use_list":
+        return NAMES
+    return None
+
+
+RUST = Profile(
+    name="rust",
+    parse=grammar("tree_sitter_rust"),
+    container=rust_container,
+    signature=rust_signature,
+    comments=frozenset({"line_comment", "block_comment", "attribute_item"}),
+    family=lambda node, src: "import" if node.type == "use_declaration" else "definition",
+    sort_keys=lambda node, src, name: ((name,), (name.casefold(),)),
+)
