@@ -326,12 +326,12 @@ RUST = """\
 def test_rust_both_sides_add_a_method_to_an_impl_and_a_use():
     base = dedent(RUST)
     ours = base.replace("use std::fmt;\n", "use std::fmt;\nuse std::sync::Arc;\n").replace(
-        "        }\n    }\n}\n", "        }\n    }\n\n    /// How many.\n    pub fn len(&self) -> usize {\n        self.items.len()\n    }\n}\n"
+        "    }\n}\n", "    }\n\n    /// How many.\n    pub fn len(&self) -> usize {\n        self.items.len()\n    }\n}\n"
     )
     theirs = base.replace("use std::collections::HashMap;\n", "use std::collections::HashMap;\nuse std::error::Error;\n")
     theirs = theirs.replace(
-        "        }\n    }\n}\n",
-        "        }\n    }\n\n    #[inline]\n    pub fn get(&self, key: &str) -> Option<u32> {\n        self.items.get(key).copied()\n    }\n}\n",
+        "    }\n}\n",
+        "    }\n\n    #[inline]\n    pub fn get(&self, key: &str) -> Option<u32> {\n        self.items.get(key).copied()\n    }\n}\n",
     )
     result = merged("registry.rs", base, ours, theirs)
     assert result.text.startswith(
@@ -603,10 +603,23 @@ def test_a_side_that_moves_members_is_declined():
     assert merge("m.py", base, ours, theirs) is None
 
 
-def test_both_sides_rewriting_one_import_line_are_declined():
+def test_python_both_sides_add_names_to_one_from_import():
     base = "from app import models\nimport os\n"
     ours = "from app import forms, models\nimport os\n"
     theirs = "from app import models, views\nimport os\n"
+    result = merged("m.py", base, ours, theirs)
+    assert result.text == "from app import forms, models, views\nimport os\n"
+    assert kinds(result) == [("imports", AS_PLACED)]
+    ours = "from app import (\n    admin,\n    forms,\n    models,\n)\n"
+    theirs = "from app import (\n    forms,\n    models,\n    views,\n)\n"
+    result = merged("m.py", "from app import (\n    forms,\n    models,\n)\n", ours, theirs)
+    assert result.text == "from app import (\n    admin,\n    forms,\n    models,\n    views,\n)\n"
+
+
+def test_both_sides_rewriting_one_import_line_are_declined():
+    base = "import os\n\nprint(os.sep)\n"
+    ours = "import os.path\n\nprint(os.sep)\n"
+    theirs = "import os, sys\n\nprint(os.sep)\n"
     assert merge("m.py", base, ours, theirs) is None
 
 

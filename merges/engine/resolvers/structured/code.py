@@ -50,6 +50,7 @@ def _only_named(node: Node, profile_signature: object, src: bytes, comments: fro
 
 PY_IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
 PY_DEFINITIONS = {"function_definition": "def", "class_definition": "class"}
+PY_NAMES = Container("imported names", separator=b",", terminators=frozenset(), member_field="name")
 
 
 def py_signature(node: Node, src: bytes) -> str | None:
@@ -64,6 +65,8 @@ def py_signature(node: Node, src: bytes) -> str | None:
         return " ".join([name, *accessors]) if name else None
     if kind in PY_DEFINITIONS:
         return f"{PY_DEFINITIONS[kind]} {field_text(node, 'name', src)}"
+    if kind == "import_from_statement":
+        return f"from {_py_module(node)} import"  # both sides adding names to it merge the names
     if kind == "expression_statement" and len(named_children(node)) == 1:
         inner = named_children(node)[0]
         if inner.type == "assignment":
@@ -75,6 +78,8 @@ def py_signature(node: Node, src: bytes) -> str | None:
         return f"str {squash(text(node, src))}"
     if kind == "pair":
         return f"key {unquote(field_text(node, 'key', src) or '')}"
+    if kind in ("dotted_name", "aliased_import"):
+        return f"name {squash(text(node, src))}"
     return None
 
 
@@ -100,7 +105,15 @@ def py_container(node: Node, src: bytes) -> Container | None:
         return CLASS
     if node.type in ("list", "dictionary") and _only_named(node, py_signature, src, frozenset({"comment"})):
         return LIST if node.type == "list" else OBJECT
+    if node.type == "import_from_statement" and not any(kid.type == "wildcard_import" for kid in node.children):
+        return PY_NAMES
     return None
+
+
+def py_family(node: Node, src: bytes) -> str:
+    if node.type in PY_IMPORTS or (node.parent is not None and node.parent.type == "import_from_statement"):
+        return "import"
+    return "definition"
 
 
 PYTHON = Profile(
@@ -108,7 +121,7 @@ PYTHON = Profile(
     parse=grammar("tree_sitter_python"),
     container=py_container,
     signature=py_signature,
-    family=lambda node, src: "import" if node.type in PY_IMPORTS else "definition",
+    family=py_family,
     category=lambda node, src: key_category(py_signature(node, src) or "") if node.type == "pair" else None,
     sort_keys=py_keys,
 )
@@ -130,6 +143,9 @@ def js_signature(node: Node, src: bytes) -> str | None:
     kind = node.type
     if kind in JS_DECLARATIONS:
         return f"{JS_DECLARATIONS[kind]} {field_text(node, 'name', src)}"
+    if kind == "import_statement":
+        kind_of = " type" if any(kid.type == "type" for kid in node.children) else ""
+        return f"import{kind_of} from {unquote(field_text(node, 'source', src) or '')}"
     if kind == "export_statement":
         inner = node.child_by_field_name("declaration")  # type: ignore[attr-defined]
         name = js_signature(inner, src) if inner is not None else None
@@ -201,7 +217,7 @@ def _js_profile(name: str, module: str, function: str) -> Profile:
         parse=grammar(module, function),
         container=js_container,
         signature=js_signature,
-        family=lambda node, src: "import" if node.type == "import_statement" else "definition",
+        family=lambda node, src: "import" if node.type in ("import_statement", "import_specifier") else "definition",
         category=lambda node, src: key_category((js_signature(node, src) or "")[4:]) if node.type == "pair" else None,
         sort_keys=js_keys,
     )
@@ -230,6 +246,9 @@ def go_signature(node: Node, src: bytes) -> str | None:
         return f"{kind.split('_')[0]} {','.join(names)}" if names and all(names) else None
     if kind == "package_clause":
         return "package"
+    if kind == "import_declaration":
+        specs = [kid for kid in node.children if kid.type == "import_spec"]
+        return f"import {field_text(specs[0], 'path', src)}" if specs else "import ()"
     if kind == "import_spec":
         return f"import {field_text(node, 'path', src)} {field_text(node, 'name', src) or ''}".rstrip()
     return None
@@ -266,6 +285,11 @@ def rust_signature(node: Node, src: bytes) -> str | None:
     kind = node.type
     if kind in RUST_ITEMS:
         return f"{RUST_ITEMS[kind]} {field_text(node, 'name', src)}"
+    if kind == "use_declaration":
+        argument = node.child_by_field_name("argument")  # type: ignore[attr-defined]
+        if argument is not None and argument.type == "scoped_use_list":
+            return f"use {field_text(argument, 'path', src)}::{{}}"  # both sides adding names merge the names
+        return None
     if kind == "impl_item":
         body = node.child_by_field_name("body")  # type: ignore[attr-defined]
         end = body.start_byte if body is not None else node.end_byte
@@ -290,6 +314,7 @@ RUST = Profile(
     container=rust_container,
     signature=rust_signature,
     comments=frozenset({"line_comment", "block_comment", "attribute_item"}),
-    family=lambda node, src: "import" if node.type == "use_declaration" else "definition",
+    family=lambda node, src: "import" if node.type == "use_declaration" or (
+        node.parent is not None and node.parent.type == "use_list") else "definition",
     sort_keys=lambda node, src, name: ((name,), (name.casefold(),)),
 )

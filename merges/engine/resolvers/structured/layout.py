@@ -67,12 +67,17 @@ def read_layout(node: Node, spec: Container, profile: Profile, src: bytes) -> La
     def is_comment(kid: Node) -> bool:
         return kid.type in profile.comments
 
-    def is_member(kid: Node) -> bool:
+    fields = [_field(node, i) for i in range(len(kids))] if spec.member_field else []
+
+    def is_member(i: int) -> bool:
+        kid = kids[i]
         if is_comment(kid):
             return False
+        if spec.member_field:
+            return fields[i] == spec.member_field
         return kid.is_named if spec.members is None else kid.type in spec.members
 
-    indices = [i for i, kid in enumerate(kids) if is_member(kid)]
+    indices = [i for i in range(len(kids)) if is_member(i)]
     if not indices:
         return Layout(text(node, src), [], b"")
     first, last = indices[0], indices[-1]
@@ -82,7 +87,7 @@ def read_layout(node: Node, spec: Container, profile: Profile, src: bytes) -> La
     for i, kid in enumerate(kids):
         token = text(kid, src)
         previous = members[-1] if members else None
-        if is_member(kid):
+        if is_member(i):
             start = kid.start_byte if pending is None else pending
             core_end = end_of(kid, src)
             members.append(_member(kid, src, start, core_end, profile))
@@ -115,6 +120,11 @@ def read_layout(node: Node, spec: Container, profile: Profile, src: bytes) -> La
     _name_uniquely(layout)
     layout.spans = _line_spans(node, layout, src)
     return layout
+
+
+def _field(node: Node, i: int) -> str | None:
+    getter = getattr(node, "field_name_for_child", None)
+    return getter(i) if getter else None
 
 
 def _member(kid: Node, src: bytes, start: int, core_end: int, profile: Profile) -> Member:

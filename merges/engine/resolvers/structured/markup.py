@@ -164,6 +164,10 @@ MARKDOWN = Profile("markdown", grammar("tree_sitter_markdown"), md_container, md
 
 HTML_ELEMENTS = frozenset({"element", "script_element", "style_element", "doctype"})
 HTML_NAMING = ("id", "name", "key", "href", "src", "for", "rel", "property")
+HTML_LANDMARKS = frozenset({
+    "html", "head", "body", "header", "nav", "main", "footer", "aside", "section", "article", "form", "table",
+    "thead", "tbody", "tfoot", "ul", "ol", "dl", "div", "template", "title", "select", "fieldset",
+})
 
 
 def html_signature(node: Node, src: bytes) -> str | None:
@@ -181,7 +185,11 @@ def html_signature(node: Node, src: bytes) -> str | None:
         if parts:
             attributes[squash(text(parts[0], src))] = unquote(squash(text(parts[-1], src))) if len(parts) > 1 else ""
     naming = next((f"{a}={attributes[a]}" for a in HTML_NAMING if a in attributes), None)
-    return f"<{name} {naming}>" if naming else f"<{name}> {squash(text(node, src))}"
+    if naming:
+        return f"<{name} {naming}>"
+    if name in HTML_LANDMARKS:  # one of a kind among its siblings, edited in place
+        return f"<{name} class={attributes.get('class', '')}>"
+    return f"<{name}> {squash(text(node, src))}"  # an item among like items: known by what it says
 
 
 def html_container(node: Node, src: bytes) -> Container | None:

@@ -244,6 +244,8 @@ class TreeMerge:
         core = self.node(mb.node, mo.node, mt.node)
         if core is None:
             return None
+        core.data = core.data.rstrip()  # some grammars end a node after its newline; here that is layout
+        core.regions = [Region(r.start, min(r.end, len(core.data)), r.kind, r.order) for r in core.regions]
         merged = Member(**{**mo.__dict__, "lead": lead, "term": term, "post": post, "core": core.data})
         return merged, core
 

@@ -73,6 +73,7 @@ class Container:
     members: frozenset[str] | None = None
     separator: bytes | None = None
     terminators: frozenset[bytes] = frozenset({b";"})
+    member_field: str | None = None  # members are the children in this field (``name`` of a from-import)
 
 
 @dataclass(frozen=True)
@@ -147,11 +148,12 @@ def grammar(module: str, function: str = "language") -> Callable[[bytes], Node |
 
 
 def key_category(key: str) -> str:
-    """The group of a key named like ``lint:js`` or ``tools/x``; "" for a plain key."""
+    """The group of a key named like ``lint:js`` or ``tools/x``: what comes before the mark, else the key (so
+    ``test`` and ``test:e2e`` are one group)."""
     for mark in (":", "/"):
         if mark in key.strip(mark):
             return key.split(mark, 1)[0]
-    return ""
+    return key
 
 
 def unquote(data: str) -> str:
