@@ -72,17 +72,26 @@ def test_python_both_sides_add_imports_in_sorted_place():
     theirs = theirs.replace("import sys\n", "import sys\nimport time\n")
     result = merged("cli.py", base, ours, theirs)
     assert result.text.startswith("import json\nimport logging\nimport os\nimport re\nimport sys\nimport time\n\n\n")
-    assert kinds(result) == [("imports", AS_PLACED)]
+    assert kinds(result) == [("imports", AS_PLACED)] * 3  # one region per place something was inserted
+    assert [(r.start_line, r.end_line) for r in result.regions] == [(2, 2), (4, 4), (6, 6)]
 
 
 def test_python_imports_both_added_at_one_place_go_where_sorting_puts_them():
     base = "import json\nimport os\nimport sys\n"
-    ours = "import json\nimport os\nimport sys\nimport typing\n"
-    theirs = "import json\nimport os\nimport sys\nimport shutil\n"  # sorted-after-sys by the side's own key? no:
-    assert merge("a.py", base, ours, theirs) is not None
-    result = merged("a.py", base, ours, "import json\nimport os\nimport sys\nimport time\n")
-    assert result.text == "import json\nimport os\nimport sys\nimport time\nimport typing\n"
+    ours = base + "import typing\n"
+    theirs = base + "import time\n"
+    result = merged("a.py", base, ours, theirs)
+    assert result.text == base + "import time\nimport typing\n"
     assert kinds(result) == [("imports", SORTED)]
+
+
+def test_python_imports_a_side_left_unsorted_go_in_finish_order():
+    base = "import json\nimport os\nimport sys\n"
+    ours = base + "import typing\n"
+    theirs = base + "import shutil\n"  # not in its sorted place: the block does not follow sorting for them
+    result = merged("a.py", base, ours, theirs)
+    assert result.text == base + "import typing\nimport shutil\n"
+    assert kinds(result) == [("imports", FINISH_ORDER)]
 
 
 def test_python_same_function_added_by_both_sides_is_declined():
@@ -199,7 +208,7 @@ def test_javascript_both_sides_add_a_method_and_an_import():
         JS_ADD + "\n  clear() {\n    this.items = [];\n  }\n\n  // Sum of prices.\n  total() {\n"
         "    return this.items.reduce((a, i) => a + i.price, 0);\n  }\n}\n"
     )
-    assert kinds(result) == [("imports", AS_PLACED), ("class members", FINISH_ORDER)]
+    assert kinds(result) == [("imports", AS_PLACED), ("imports", AS_PLACED), ("class members", FINISH_ORDER)]
 
 
 def test_javascript_two_routes_for_one_path_are_declined():
@@ -369,22 +378,24 @@ def test_json_both_sides_add_keys():
     assert result.text == ours.replace('    "zod": "^3.22.0"\n  }\n}', '    "zod": "^3.22.0"\n  },\n  "license": "MIT"\n}')
 
 
-def test_json_sorted_dependencies_stay_sorted():
+def test_json_sorted_dependencies_stay_sorted_whichever_side_finished_first():
+    base = dedent(PACKAGE)
+    ours = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "uuid": "^9.0.0",\n')
+    theirs = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "vite": "^5.0.0",\n')
+    expected = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "uuid": "^9.0.0",\n    "vite": "^5.0.0",\n')
+    result = merged("package.json", base, ours, theirs)
+    assert result.text == expected
+    assert kinds(result) == [("object keys", SORTED)]
+    assert merged("package.json", base, theirs, ours).text == expected
+
+
+def test_json_keys_a_side_put_out_of_order_go_in_finish_order():
     base = dedent(PACKAGE)
     ours = base.replace('    "zod": "^3.22.0"\n', '    "zod": "^3.22.0",\n    "zustand": "^4.4.0"\n')
     theirs = base.replace('    "zod": "^3.22.0"\n', '    "zod": "^3.22.0",\n    "yup": "^1.3.0"\n')
     result = merged("package.json", base, ours, theirs)
-    assert '    "react": "^18.2.0",\n    "yup": "^1.3.0",\n    "zod": "^3.22.0",\n    "zustand": "^4.4.0"\n' not in result.text
-    assert '    "zod": "^3.22.0",\n    "yup": "^1.3.0",\n    "zustand": "^4.4.0"\n' not in result.text
-    # ours put zustand after zod, theirs put yup after zod: both sorted places are right after zod
-    theirs = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "vite": "^5.0.0",\n')
-    ours = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "uuid": "^9.0.0",\n')
-    result = merged("package.json", base, ours, theirs)
-    assert '"react": "^18.2.0",\n    "uuid": "^9.0.0",\n    "vite": "^5.0.0",\n    "zod"' in result.text
-    assert kinds(result) == [("object keys", SORTED)]
-    ours, theirs = theirs, ours  # the order does not depend on which side finished first
-    assert '"react": "^18.2.0",\n    "uuid": "^9.0.0",\n    "vite": "^5.0.0",\n    "zod"' in merged(
-        "package.json", base, ours, theirs).text
+    assert '    "zod": "^3.22.0",\n    "zustand": "^4.4.0",\n    "yup": "^1.3.0"\n  }\n' in result.text
+    assert kinds(result) == [("object keys", FINISH_ORDER)]
 
 
 def test_json_scripts_grouped_by_prefix_stay_grouped():
@@ -609,7 +620,7 @@ def test_python_both_sides_add_names_to_one_from_import():
     theirs = "from app import models, views\nimport os\n"
     result = merged("m.py", base, ours, theirs)
     assert result.text == "from app import forms, models, views\nimport os\n"
-    assert kinds(result) == [("imports", AS_PLACED)]
+    assert kinds(result) == [("imports", AS_PLACED), ("imports", AS_PLACED)]
     ours = "from app import (\n    admin,\n    forms,\n    models,\n)\n"
     theirs = "from app import (\n    forms,\n    models,\n    views,\n)\n"
     result = merged("m.py", "from app import (\n    forms,\n    models,\n)\n", ours, theirs)

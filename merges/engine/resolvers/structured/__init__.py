@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from merges.engine.resolvers.structured.languages import profile_for
-from merges.engine.resolvers.structured.merge import Piece, TreeMerge
+from merges.engine.resolvers.structured.merge import Out, Piece, TreeMerge, trivial
 from merges.engine.resolvers.structured.model import (
     AS_PLACED,
     FINISH_ORDER,
@@ -84,7 +84,7 @@ def merge_structured(path: str, base: str, ours: str, theirs: str) -> Structured
     roots = [profile.parse(src) for src in srcs]
     if roots[0] is None or roots[1] is None or roots[2] is None:
         return None
-    piece = TreeMerge(profile, srcs).node(roots[0], roots[1], roots[2])
+    piece = _merge_file(TreeMerge(profile, srcs), srcs, (roots[0], roots[1], roots[2]))
     if piece is None or not _reparses(profile, piece):
         return None
     try:
@@ -96,6 +96,20 @@ def merge_structured(path: str, base: str, ours: str, theirs: str) -> Structured
         for r in sorted(piece.regions, key=lambda r: (r.start, -r.end))
     )
     return StructuredMerge(merged, regions, profile.name)
+
+
+def _merge_file(merger: TreeMerge, srcs: tuple[bytes, bytes, bytes], roots: tuple[Node, Node, Node]) -> Piece | None:
+    """The roots merged, with what a grammar leaves outside its root (blank lines, a trailing newline)."""
+    heads = [src[: root.start_byte] for src, root in zip(srcs, roots, strict=True)]
+    tails = [src[root.end_byte :] for src, root in zip(srcs, roots, strict=True)]
+    head, tail, body = trivial(*heads), trivial(*tails), merger.node(*roots)
+    if head is None or tail is None or body is None:
+        return None
+    out = Out()
+    out.add(head)
+    out.add_piece(body)
+    out.add(tail)
+    return out.done()
 
 
 def _reparses(profile: Profile, piece: Piece) -> bool:

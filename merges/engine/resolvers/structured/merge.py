@@ -42,7 +42,21 @@ class Piece:
     structural: bool = False  # a container below settled something
 
 
-class _Out:
+Placed = tuple[Member, Piece, str | None]  # a member, its merged text, the rule that placed it if it is new
+
+
+@dataclass
+class _Run:
+    """Consecutive merged members that are new or changed: one settled region."""
+
+    start: int
+    end: int
+    last: int  # index of its last member
+    rules: set[str] = field(default_factory=set)
+    families: set[str] = field(default_factory=set)
+
+
+class Out:
     def __init__(self) -> None:
         self.piece = Piece()
         self.chunks: list[bytes] = []
@@ -101,7 +115,7 @@ class TreeMerge:
         kids = [list(b.children), list(o.children), list(t.children)]
         if not kids[0] or len({len(k) for k in kids}) != 1:
             return None
-        out, changed = _Out(), set()
+        out, changed = Out(), set()
         cursors = [b.start_byte, o.start_byte, t.start_byte]
         for kb, ko, kt in [*zip(*kids, strict=True), (None, None, None)]:
             ends = [n.start_byte if n else p.end_byte for n, p in zip((kb, ko, kt), (b, o, t), strict=True)]
@@ -147,12 +161,12 @@ class TreeMerge:
         plan = self._plan(lb, lo, lt)
         if plan is None:
             return None
-        sequence, rules, sides = plan
+        sequence, sides = plan
         trailing = trivial(*(bytes([lay.trailing_separator]) for lay in layouts)) == b"\x01"
         base = {m.sig: m.content for m in lb.members}
-        out, inserted, changed = _Out(), [], []
+        out, runs = Out(), list[_Run]()
         out.add(prefix)
-        for i, (chosen, core) in enumerate(sequence):
+        for i, (chosen, core, rule) in enumerate(sequence):
             if i:
                 out.add(self._gap(chosen, sequence[i - 1][0], layouts))
             start = out.add(chosen.lead)
@@ -162,25 +176,29 @@ class TreeMerge:
             if spec.separator and (i < len(sequence) - 1 or trailing):
                 out.add(spec.separator)
             out.add(chosen.post)
-            if chosen.sig not in base:
-                inserted.append((start, out.size))
-            elif base[chosen.sig] != chosen.content and not core.structural:
-                changed.append((start, out.size))
+            if rule is None and (base[chosen.sig] == chosen.content or core.structural):
+                continue  # unchanged here (or merged below, with a region of its own)
+            if not runs or runs[-1].last != i - 1:
+                runs.append(_Run(start, out.size, i))
+            run = runs[-1]
+            run.end, run.last = out.size, i
+            run.rules |= {rule} if rule else set()
+            run.families.add(chosen.family if rule else "edited")
         out.add(suffix)
         piece = out.done()
         if sides != {"ours", "theirs"}:
             return piece  # one side's changes here, the other's inside a member merged below
-        new = [m for m in lo.members + lt.members if m.sig not in base]
-        kind = "imports" if new and all(m.family == "import" for m in new) else spec.label
-        order = ", ".join(rule for rule in RULE_RANK if rule in rules) or AS_PLACED
-        spans = inserted or changed or [(0, len(piece.data))]  # where the sides' changes landed
-        piece.regions.append(Region(spans[0][0], spans[-1][1], kind, order))
+        for run in runs or [_Run(0, len(piece.data), 0)]:  # only deletions: the container as a whole
+            kind = "imports" if run.families == {"import"} else spec.label
+            order = ", ".join(rule for rule in RULE_RANK if rule in run.rules) or AS_PLACED
+            piece.regions.append(Region(run.start, run.end, kind, order))
         piece.structural = True
         return piece
 
-    def _plan(self, lb: Layout, lo: Layout, lt: Layout) -> tuple[list[tuple[Member, Piece]], set[str], set[str]] | None:
-        """The merged members in order, each with its merged text, the order rules used and which sides changed
-        the members here (a member both changed and merged below does not count); None on any conflict."""
+    def _plan(self, lb: Layout, lo: Layout, lt: Layout) -> tuple[list[Placed], set[str]] | None:
+        """The merged members in order -- each with its merged text and, when new, the rule that placed it --
+        and which sides changed the members here (a member both changed and merged below does not count);
+        None on any conflict between the sides."""
         base = lb.index()
         slots_o, slots_t = _slots(lb, lo), _slots(lb, lt)
         if slots_o is None or slots_t is None:
@@ -214,22 +232,20 @@ class TreeMerge:
             if not resolved[1].structural:  # a member both changed is counted where it was merged
                 sides |= changed
             kept[i] = resolved
-        sequence: list[tuple[Member, Piece]] = []
-        rules: set[str] = set()
+        sequence: list[Placed] = []
         survivors = [lb.members[i] for i in sorted(kept)]
         for slot in range(-1, len(lb.members)):
             if slot in kept:
-                sequence.append(kept[slot])
+                sequence.append((*kept[slot], None))
             ours, theirs = slots_o.get(slot, []), slots_t.get(slot, [])
             if ours and theirs:
                 left = [m for m in survivors if base[m.sig] <= slot]
                 right = [m for m in survivors if base[m.sig] > slot]
                 ordered, rule = order_insertions(self.profile, ours, theirs, left, right)
-                rules.add(rule)
             else:
-                ordered = ours or theirs
-            sequence += [(m, Piece(m.core)) for m in ordered]
-        return sequence, rules, sides
+                ordered, rule = ours or theirs, AS_PLACED
+            sequence += [(m, Piece(m.core), rule) for m in ordered]
+        return sequence, sides
 
     def _member(self, mb: Member, mo: Member, mt: Member) -> tuple[Member, Piece] | None:
         """A base member both sides kept: the changed version, or both changes merged inside it."""
@@ -264,6 +280,9 @@ class TreeMerge:
                 return found[name]
         if found:
             return found.get("base", next(iter(found.values())))
+        moved = self._moved_boundary(member, lb, lo, lt)
+        if moved is not None:
+            return moved
         for layout in (lo, lt, lb):
             i = layout.index().get(member.sig)
             if i:
@@ -275,6 +294,23 @@ class TreeMerge:
         if gaps:
             return gaps.most_common(1)[0][0]
         return _fallback_gap(member)
+
+    @staticmethod
+    def _moved_boundary(member: Member, lb: Layout, lo: Layout, lt: Layout) -> bytes | None:
+        """The gap a side chose above a member when it changed what stands above it (deleting the import that
+        was there keeps the blank line that ends a group)."""
+        before = _predecessor(lb, member.sig)
+        gaps = {
+            layout.members[layout.index()[member.sig]].gap
+            for layout in (lo, lt)
+            if member.sig in layout.index() and _predecessor(layout, member.sig) not in (before, None)
+        }
+        return gaps.pop() if len(gaps) == 1 else None
+
+
+def _predecessor(layout: Layout, sig: str) -> str | None:
+    i = layout.index().get(sig)
+    return layout.members[i - 1].sig if i else None
 
 
 def _sides_changed(base: bytes, ours: bytes, theirs: bytes) -> set[str]:
