@@ -122,6 +122,14 @@ def _reparses(profile: Profile, piece: Piece) -> bool:
 
 
 def _holds(root: Node, start: int, end: int, kind: str, src: bytes) -> bool:
+    find = getattr(root, "descendant_for_byte_range", None)
+    if find is not None:  # tree-sitter: from the smallest node holding the range up to those starting with it
+        node = find(start, end)
+        while node is not None and node.start_byte == start:
+            if node.type == kind and end_of(node, src) == end:
+                return True
+            node = node.parent
+        return False
     stack = [root]
     while stack:
         node = stack.pop()

@@ -8,10 +8,13 @@ not content: a member that only moved up or down a line is unchanged.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import cached_property
 
 from merges.engine.resolvers.structured.model import Container, Node, Profile, end_of, squash, text
 
@@ -48,13 +51,15 @@ class Layout:
     prefix: bytes
     members: list[Member]
     suffix: bytes
+    start: int = 0  # the container's bytes in its source
+    end: int = 0
     repeated: set[str] = field(default_factory=set)  # names more than one member carries
-    spans: list[tuple[int, int]] = field(default_factory=list)  # line spans: prefix, members, suffix
 
     @property
     def trailing_separator(self) -> bool:
         return bool(self.members) and self.members[-1].sep
 
+    @cached_property
     def index(self) -> dict[str, int]:
         return {member.sig: i for i, member in enumerate(self.members)}
 
@@ -79,7 +84,7 @@ def read_layout(node: Node, spec: Container, profile: Profile, src: bytes) -> La
 
     indices = [i for i in range(len(kids)) if is_member(i)]
     if not indices:
-        return Layout(text(node, src), [], b"")
+        return Layout(text(node, src), [], b"", node.start_byte, node.end_byte)
     first, last = indices[0], indices[-1]
     members: list[Member] = []
     pending: int | None = None  # start of comments waiting for the member below them
@@ -116,9 +121,8 @@ def read_layout(node: Node, spec: Container, profile: Profile, src: bytes) -> La
         member.lead = src[member.start : member.node.start_byte]
     prefix = src[node.start_byte : members[0].start]
     suffix = src[members[-1].end : node.end_byte]
-    layout = Layout(prefix, members, suffix)
+    layout = Layout(prefix, members, suffix, node.start_byte, node.end_byte)
     _name_uniquely(layout)
-    layout.spans = _line_spans(node, layout, src)
     return layout
 
 
@@ -167,29 +171,57 @@ def _name_uniquely(layout: Layout) -> None:
             layout.repeated.add(member.name)
 
 
-def _line_spans(node: Node, layout: Layout, src: bytes) -> list[tuple[int, int]]:
-    def line(offset: int) -> int:
-        return src.count(b"\n", node.start_byte, offset)
-
-    spans = []
-    if layout.prefix.strip():
-        spans.append((0, line(node.start_byte + len(layout.prefix.rstrip())) + 1))
-    for member in layout.members:
-        spans.append((line(member.start), line(member.end) + 1))
-    if layout.suffix.strip():
-        start = node.end_byte - len(layout.suffix.lstrip())
-        spans.append((line(start), line(node.end_byte) + 1))
-    return spans
-
-
-def crosses_boundaries(base: Layout, base_text: bytes, side_text: bytes) -> bool:
+def crosses_boundaries(base: Layout, side: Layout) -> bool:
     """True when a side replaced or deleted lines that run from inside one member into another (or into the
-    container's own delimiters) without taking all of them: such an edit is not a change of whole children."""
-    before, after = base_text.splitlines(keepends=True), side_text.splitlines(keepends=True)
-    for tag, i1, i2, _, _ in SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
-        if tag not in ("replace", "delete"):
-            continue
-        hit = [(lo, hi) for lo, hi in base.spans if lo < i2 and i1 < hi]
-        if len(hit) >= 2 and any(not (i1 <= lo and hi <= i2) for lo, hi in hit):
+    container's own delimiters) without taking all of them: such an edit is not a change of whole children.
+
+    Only the stretches between members the side left alone are compared line by line, so a large file costs
+    what its changes cost."""
+    src_b, src_s = base.members[0].src if base.members else b"", side.members[0].src if side.members else b""
+    if not src_b or not src_s:
+        return False
+    # anchors: (base start, base end, side start, side end) of what the side kept as it was, in order
+    anchors = [(base.start, base.start + len(base.prefix), side.start, side.start + len(side.prefix))]
+    if base.prefix != side.prefix:
+        anchors = [(base.start, base.start, side.start, side.start)]
+    for member in base.members:
+        i = side.index.get(member.sig)
+        if i is not None and side.members[i].content == member.content:
+            twin = side.members[i]
+            if twin.start < anchors[-1][3]:
+                return True  # moved
+            anchors.append((member.start, member.end, twin.start, twin.end))
+    if base.suffix == side.suffix:
+        anchors.append((base.end - len(base.suffix), base.end, side.end - len(side.suffix), side.end))
+    else:
+        anchors.append((base.end, base.end, side.end, side.end))
+    items = [(base.start, base.start + len(base.prefix.rstrip()))] if base.prefix.strip() else []
+    items += [(member.start, member.end) for member in base.members]
+    if base.suffix.strip():
+        items.append((base.end - len(base.suffix.lstrip()), base.end))
+    k = 0
+    for (_, low_b, _, low_s), (high_b, _, high_s, _) in itertools.pairwise(anchors):
+        inside = []
+        while k < len(items) and items[k][0] < high_b:  # items and anchors both run in file order
+            if low_b <= items[k][0] and items[k][1] <= high_b and items[k][0] < items[k][1]:
+                inside.append(items[k])
+            k += 1
+        if inside and _crossing(src_b[low_b:high_b], src_s[low_s:high_s], low_b, inside):
             return True
+    return False
+
+
+def _crossing(before: bytes, after: bytes, offset: int, items: list[tuple[int, int]]) -> bool:
+    newlines = [offset + m.start() for m in re.finditer(b"\n", before)]
+
+    def line(position: int) -> int:
+        return bisect.bisect_left(newlines, position)
+
+    spans = [(line(start), line(end) + 1) for start, end in items]
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    for tag, i1, i2, _, _ in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag in ("replace", "delete"):
+            hit = [(lo, hi) for lo, hi in spans if lo < i2 and i1 < hi]
+            if len(hit) >= 2 and any(not (i1 <= lo and hi <= i2) for lo, hi in hit):
+                return True
     return False

@@ -156,7 +156,7 @@ class TreeMerge:
             return self.children(b, o, t)  # e.g. a list in a section's text: the change is below, not here
         if not _same_repeats(lb, lo, lt):
             return None
-        if crosses_boundaries(lb, text(b, sb), text(o, so)) or crosses_boundaries(lb, text(b, sb), text(t, st)):
+        if crosses_boundaries(lb, lo) or crosses_boundaries(lb, lt):
             return None
         plan = self._plan(lb, lo, lt)
         if plan is None:
@@ -199,11 +199,11 @@ class TreeMerge:
         """The merged members in order -- each with its merged text and, when new, the rule that placed it --
         and which sides changed the members here (a member both changed and merged below does not count);
         None on any conflict between the sides."""
-        base = lb.index()
+        base = lb.index
         slots_o, slots_t = _slots(lb, lo), _slots(lb, lt)
         if slots_o is None or slots_t is None:
             return None
-        index_o, index_t = lo.index(), lt.index()
+        index_o, index_t = lo.index, lt.index
         theirs_new = {m.sig: m for ms in slots_t.values() for m in ms}
         for members in slots_o.values():
             for member in members:
@@ -271,7 +271,7 @@ class TreeMerge:
         lb, lo, lt = layouts
         found: dict[str, bytes] = {}
         for name, layout in (("ours", lo), ("theirs", lt), ("base", lb)):
-            index = layout.index()
+            index = layout.index
             i = index.get(member.sig)
             if i and layout.members[i - 1].sig == previous.sig:
                 found[name] = layout.members[i].gap
@@ -284,7 +284,7 @@ class TreeMerge:
         if moved is not None:
             return moved
         for layout in (lo, lt, lb):
-            i = layout.index().get(member.sig)
+            i = layout.index.get(member.sig)
             if i:
                 return layout.members[i].gap
         gaps = Counter(
@@ -301,15 +301,15 @@ class TreeMerge:
         was there keeps the blank line that ends a group)."""
         before = _predecessor(lb, member.sig)
         gaps = {
-            layout.members[layout.index()[member.sig]].gap
+            layout.members[layout.index[member.sig]].gap
             for layout in (lo, lt)
-            if member.sig in layout.index() and _predecessor(layout, member.sig) not in (before, None)
+            if member.sig in layout.index and _predecessor(layout, member.sig) not in (before, None)
         }
         return gaps.pop() if len(gaps) == 1 else None
 
 
 def _predecessor(layout: Layout, sig: str) -> str | None:
-    i = layout.index().get(sig)
+    i = layout.index.get(sig)
     return layout.members[i - 1].sig if i else None
 
 
@@ -330,7 +330,7 @@ def _same_repeats(*layouts: Layout) -> bool:
 def _slots(base: Layout, side: Layout) -> dict[int, list[Member]] | None:
     """A side's new members by the base member they follow (-1: the top); None when the side reordered the
     members it kept (a move is not an insertion)."""
-    index = base.index()
+    index = base.index
     slots: dict[int, list[Member]] = {}
     last = -1
     for member in side.members:
