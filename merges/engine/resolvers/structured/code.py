@@ -287,9 +287,11 @@ def rust_signature(node: Node, src: bytes) -> str | None:
         return f"{RUST_ITEMS[kind]} {field_text(node, 'name', src)}"
     if kind == "use_declaration":
         argument = node.child_by_field_name("argument")  # type: ignore[attr-defined]
-        if argument is not None and argument.type == "scoped_use_list":
-            return f"use {field_text(argument, 'path', src)}::{{}}"  # both sides adding names merge the names
-        return None
+        return rust_signature(argument, src) if argument is not None else None
+    if kind == "scoped_use_list":
+        return f"use {field_text(node, 'path', src)}::{{}}"  # both sides adding names to it merge the names
+    if kind == "use_list" and node.parent is not None and node.parent.type == "use_declaration":
+        return "use {}"
     if kind == "impl_item":
         body = node.child_by_field_name("body")  # type: ignore[attr-defined]
         end = body.start_byte if body is not None else node.end_byte
@@ -313,7 +315,8 @@ RUST = Profile(
     parse=grammar("tree_sitter_rust"),
     container=rust_container,
     signature=rust_signature,
-    comments=frozenset({"line_comment", "block_comment", "attribute_item"}),
+    # attributes travel with the item below them like comments; a ";" after a macro call stays with the call
+    comments=frozenset({"line_comment", "block_comment", "attribute_item", "empty_statement"}),
     family=lambda node, src: "import" if node.type == "use_declaration" or (
         node.parent is not None and node.parent.type == "use_list") else "definition",
     sort_keys=lambda node, src, name: ((name,), (name.casefold(),)),

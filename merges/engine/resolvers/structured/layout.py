@@ -36,6 +36,7 @@ class Member:
     term: bytes  # a terminator that closes it (";")
     post: bytes  # what follows the separator on its last line (a comment)
     sep: bool = False
+    repeat: str | None = None  # the signature it shares with another member, before numbering
     gap: bytes = b""  # whitespace before it; empty for the first member
     family: str = "member"
     category: str | None = None
@@ -122,7 +123,7 @@ def read_layout(node: Node, spec: Container, profile: Profile, src: bytes) -> La
     prefix = src[node.start_byte : members[0].start]
     suffix = src[members[-1].end : node.end_byte]
     layout = Layout(prefix, members, suffix, node.start_byte, node.end_byte)
-    _name_uniquely(layout)
+    name_uniquely(layout)
     return layout
 
 
@@ -161,14 +162,22 @@ def _detach_header(member: Member, src: bytes) -> None:
         member.start += blanks[-1].end()
 
 
-def _name_uniquely(layout: Layout) -> None:
-    counts = Counter(member.name for member in layout.members)
-    seen: Counter[str] = Counter()
+def name_uniquely(layout: Layout, by_text: set[str] | None = None) -> None:
+    """Give every member a signature unique in its container. Members whose name is in ``by_text`` (a name
+    some version repeats: ``from flask import a`` and ``from flask import b`` on lines of their own, overloads)
+    are known by name and text; what still repeats is numbered, and kept only if no side touches it."""
     for member in layout.members:
-        if counts[member.name] > 1:
-            seen[member.name] += 1
-            member.sig = f"{member.name}#{seen[member.name]}"
-            layout.repeated.add(member.name)
+        member.sig = f"{member.name} | {squash(member.content)}" if by_text and member.name in by_text else member.name
+        member.repeat = None
+    counts = Counter(member.sig for member in layout.members)
+    seen: Counter[str] = Counter()
+    layout.repeated = set()
+    for member in layout.members:
+        if counts[member.sig] > 1:
+            seen[member.sig] += 1
+            layout.repeated.add(member.sig)
+            member.repeat, member.sig = member.sig, f"{member.sig}#{seen[member.sig]}"
+    layout.__dict__.pop("index", None)  # the cached index is stale
 
 
 def crosses_boundaries(base: Layout, side: Layout) -> bool:

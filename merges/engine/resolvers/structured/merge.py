@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from merges.engine.resolvers.structured.layout import Layout, Member, crosses_boundaries, read_layout
+from merges.engine.resolvers.structured.layout import Layout, Member, crosses_boundaries, name_uniquely, read_layout
 from merges.engine.resolvers.structured.model import AS_PLACED, Container, Node, Profile, text
 from merges.engine.resolvers.structured.order import order_insertions
 
@@ -154,8 +154,12 @@ class TreeMerge:
         prefix, suffix = trivial(lb.prefix, lo.prefix, lt.prefix), trivial(lb.suffix, lo.suffix, lt.suffix)
         if prefix is None or suffix is None:
             return self.children(b, o, t)  # e.g. a list in a section's text: the change is below, not here
-        if not _same_repeats(lb, lo, lt):
-            return None
+        repeated = lb.repeated | lo.repeated | lt.repeated | _imported_twice(lb, lo, lt)
+        if repeated:
+            for layout in layouts:
+                name_uniquely(layout, repeated)
+            if not _same_repeats(lb, lo, lt):
+                return None
         if crosses_boundaries(lb, lo) or crosses_boundaries(lb, lt):
             return None
         plan = self._plan(lb, lo, lt)
@@ -317,13 +321,18 @@ def _sides_changed(base: bytes, ours: bytes, theirs: bytes) -> set[str]:
     return {name for name, data in (("ours", ours), ("theirs", theirs)) if data != base}
 
 
+def _imported_twice(lb: Layout, lo: Layout, lt: Layout) -> set[str]:
+    """Import lines of one module that both sides added, differently: two lines may import from one module,
+    so these are known by their text (two definitions of one name, on the contrary, collide)."""
+    new = {m.sig: m for m in lo.members if m.sig not in lb.index and m.family == "import"}
+    return {m.sig for m in lt.members if m.sig in new and new[m.sig].content != m.content}
+
+
 def _same_repeats(*layouts: Layout) -> bool:
-    """Members that share a name (overloads, a property and its setter) are matched by position, which is
-    only safe when no side touched any of them."""
+    """Members that share even their text (two identical lines) are matched by position, which is only safe
+    when no side touched any of them."""
     names = set().union(*(layout.repeated for layout in layouts))
-    if not names:
-        return True
-    copies = [[m.content for m in layout.members if m.name in names] for layout in layouts]
+    copies = [[m.content for m in layout.members if m.repeat in names] for layout in layouts]
     return copies[0] == copies[1] == copies[2]
 
 

@@ -4,8 +4,8 @@ Only insertions that compete for one place are ordered here; where the sides ins
 each side's own placement stands. The rules, strongest first:
 
 - **sorted by name**: the neighbouring members of the same family (imports, keys, ...) are sorted by one of
-  the profile's keys -- at least three of them (two for imports, which tools keep sorted) -- and each side
-  kept them sorted: every insertion goes to its sorted place.
+  the profile's keys -- at least three of them (two imports, six definitions) -- and each side kept them
+  sorted: every insertion goes to its sorted place.
 - **grouped by prefix**: the neighbours fall into contiguous groups by category ("Fix:", "Docs:", "lint:")
   and the place is the border between two groups: each insertion joins its own group.
 - **newest first**: a changelog list both sides added to at the top: theirs (the later) above ours.
@@ -20,8 +20,10 @@ from itertools import pairwise
 from merges.engine.resolvers.structured.layout import Member
 from merges.engine.resolvers.structured.model import FINISH_ORDER, GROUPED, NEWEST_FIRST, SORTED, Profile
 
-MIN_SORTED = 3  # neighbours that must already be sorted before their order counts as a rule
-MIN_SORTED_IMPORTS = 2
+# Sorted neighbours needed before their order counts as a rule: tools keep imports sorted; people seldom sort
+# functions and classes, so a few in alphabetical order by chance must not decide; keys and items in between.
+MIN_SORTED = {"import": 2, "definition": 6}
+MIN_SORTED_OTHER = 3
 
 
 def order_insertions(
@@ -58,7 +60,7 @@ def _run(members: Sequence[Member] | reversed[Member], family: str) -> list[Memb
 def _sorted(
     ours: list[Member], theirs: list[Member], before: list[Member], after: list[Member], family: str
 ) -> list[Member] | None:
-    if len(before) + len(after) < (MIN_SORTED_IMPORTS if family == "import" else MIN_SORTED):
+    if len(before) + len(after) < MIN_SORTED.get(family, MIN_SORTED_OTHER):
         return None
     for k in range(min(len(member.keys) for member in [*ours, *theirs, *before, *after])):
 
