@@ -168,7 +168,9 @@ def test_python_dict_entries_added_at_the_end_of_an_inline_dict_get_a_comma():
     base = 'SETTINGS = {"debug": False, "port": 80}\n'
     ours = 'SETTINGS = {"debug": False, "port": 80, "host": "a"}\n'
     theirs = 'SETTINGS = {"debug": False, "port": 80, "tls": True}\n'
-    assert merged("s.py", base, ours, theirs).text == 'SETTINGS = {"debug": False, "port": 80, "host": "a", "tls": True}\n'
+    assert (
+        merged("s.py", base, ours, theirs).text == 'SETTINGS = {"debug": False, "port": 80, "host": "a", "tls": True}\n'
+    )
 
 
 # -- JavaScript, TypeScript ------------------------------------------------------------------------------------
@@ -192,18 +194,26 @@ JS_ADD = "    this.items.push(item);\n  }\n"
 
 def test_javascript_both_sides_add_a_method_and_an_import():
     ours = JS_CLASS.replace(JS_ADD, JS_ADD + "\n  clear() {\n    this.items = [];\n  }\n").replace(
-        'import { format } from "./format.js";\n', 'import { format } from "./format.js";\nimport { log } from "./log.js";\n')
+        'import { format } from "./format.js";\n',
+        'import { format } from "./format.js";\nimport { log } from "./log.js";\n',
+    )
     theirs = JS_CLASS.replace(
-        JS_ADD, JS_ADD + "\n  // Sum of prices.\n  total() {\n    return this.items.reduce((a, i) => a + i.price, 0);\n  }\n"
-    ).replace('import { api } from "./api.js";\n', 'import { api } from "./api.js";\nimport { currency } from "./currency.js";\n')
+        JS_ADD,
+        JS_ADD + "\n  // Sum of prices.\n  total() {\n    return this.items.reduce((a, i) => a + i.price, 0);\n  }\n",
+    ).replace(
+        'import { api } from "./api.js";\n',
+        'import { api } from "./api.js";\nimport { currency } from "./currency.js";\n',
+    )
     result = merged("cart.js", JS_CLASS, ours, theirs)
-    assert result.text.startswith(dedent("""\
+    assert result.text.startswith(
+        dedent("""\
         import { api } from "./api.js";
         import { currency } from "./currency.js";
         import { format } from "./format.js";
         import { log } from "./log.js";
 
-        """))
+        """)
+    )
     assert result.text.endswith(
         JS_ADD + "\n  clear() {\n    this.items = [];\n  }\n\n  // Sum of prices.\n  total() {\n"
         "    return this.items.reduce((a, i) => a + i.price, 0);\n  }\n}\n"
@@ -217,17 +227,20 @@ def test_javascript_two_routes_for_one_path_are_declined():
     theirs = base + 'app.get("/users", users.index);\n'
     assert merge("server.js", base, ours, theirs) is None
     theirs = base + 'app.post("/users", createUser);\n'
-    assert merged("server.js", base, ours, theirs).text == base + 'app.get("/users", listUsers);\napp.post("/users", createUser);\n'
+    assert (
+        merged("server.js", base, ours, theirs).text
+        == base + 'app.get("/users", listUsers);\napp.post("/users", createUser);\n'
+    )
 
 
 def test_javascript_object_keys_from_both_sides_keep_their_commas():
-    base = "module.exports = {\n  mode: \"production\",\n  entry: \"./src/index.js\"\n};\n"
-    ours = "module.exports = {\n  mode: \"production\",\n  entry: \"./src/index.js\",\n  devtool: \"source-map\"\n};\n"
-    theirs = "module.exports = {\n  mode: \"production\",\n  entry: \"./src/index.js\",\n  target: \"web\" // browsers\n};\n"
+    base = 'module.exports = {\n  mode: "production",\n  entry: "./src/index.js"\n};\n'
+    ours = 'module.exports = {\n  mode: "production",\n  entry: "./src/index.js",\n  devtool: "source-map"\n};\n'
+    theirs = 'module.exports = {\n  mode: "production",\n  entry: "./src/index.js",\n  target: "web" // browsers\n};\n'
     result = merged("webpack.config.js", base, ours, theirs)
     assert result.text == (
-        "module.exports = {\n  mode: \"production\",\n  entry: \"./src/index.js\",\n  devtool: \"source-map\",\n"
-        "  target: \"web\" // browsers\n};\n"
+        'module.exports = {\n  mode: "production",\n  entry: "./src/index.js",\n  devtool: "source-map",\n'
+        '  target: "web" // browsers\n};\n'
     )
     assert kinds(result) == [("object keys", FINISH_ORDER)]
 
@@ -248,9 +261,12 @@ def test_typescript_both_sides_add_a_method_and_an_interface_member():
         }
         """)
     ours = base.replace("  name: string;\n", "  name: string;\n  email?: string;\n").replace(
-        "  }\n}\n", "  }\n\n  all(): User[] {\n    return [...this.users];\n  }\n}\n")
+        "  }\n}\n", "  }\n\n  all(): User[] {\n    return [...this.users];\n  }\n}\n"
+    )
     theirs = base.replace("  name: string;\n", "  name: string;\n  admin: boolean;\n").replace(
-        "  }\n}\n", "  }\n\n  remove(id: number): void {\n    this.users = this.users.filter((u) => u.id !== id);\n  }\n}\n")
+        "  }\n}\n",
+        "  }\n\n  remove(id: number): void {\n    this.users = this.users.filter((u) => u.id !== id);\n  }\n}\n",
+    )
     result = merged("users.ts", base, ours, theirs)
     assert "  name: string;\n  email?: string;\n  admin: boolean;\n}" in result.text
     assert result.text.index("all(): User[]") < result.text.index("remove(id: number)")
@@ -259,10 +275,10 @@ def test_typescript_both_sides_add_a_method_and_an_interface_member():
 
 def test_tsx_both_sides_add_a_component():
     base = 'import React from "react";\n\nexport function A() {\n  return <div className="a" />;\n}\n'
-    ours = base + '\nexport function B() {\n  return <span>b</span>;\n}\n'
-    theirs = base + '\nexport function C() {\n  return <p>c</p>;\n}\n'
+    ours = base + "\nexport function B() {\n  return <span>b</span>;\n}\n"
+    theirs = base + "\nexport function C() {\n  return <p>c</p>;\n}\n"
     result = merged("parts.tsx", base, ours, theirs)
-    assert result.text == ours + '\nexport function C() {\n  return <p>c</p>;\n}\n'
+    assert result.text == ours + "\nexport function C() {\n  return <p>c</p>;\n}\n"
     assert kinds(result) == [("module definitions", FINISH_ORDER)]
 
 
@@ -296,9 +312,11 @@ GO = """\
 def test_go_both_sides_add_a_method_and_an_import():
     base = dedent(GO)
     ours = base.replace('\t"errors"\n', '\t"errors"\n\t"fmt"\n') + (
-        "\n// Set stores a value.\nfunc (s *Store) Set(key, value string) {\n\ts.data[key] = value\n}\n")
+        "\n// Set stores a value.\nfunc (s *Store) Set(key, value string) {\n\ts.data[key] = value\n}\n"
+    )
     theirs = base.replace('\t"sync"\n', '\t"sync"\n\t"time"\n') + (
-        "\n// Len counts the values.\nfunc (s *Store) Len() int {\n\treturn len(s.data)\n}\n")
+        "\n// Len counts the values.\nfunc (s *Store) Len() int {\n\treturn len(s.data)\n}\n"
+    )
     result = merged("store.go", base, ours, theirs)
     assert '\t"errors"\n\t"fmt"\n\t"sync"\n\t"time"\n' in result.text
     assert result.text.endswith(
@@ -306,6 +324,17 @@ def test_go_both_sides_add_a_method_and_an_import():
         "\n// Len counts the values.\nfunc (s *Store) Len() int {\n\treturn len(s.data)\n}\n"
     )
     assert ("module definitions", FINISH_ORDER) in kinds(result)
+
+
+def test_rust_both_sides_add_names_to_one_use_list():
+    base = (
+        "pub use crate::{\n    searcher::{\n        BinaryDetection, ConfigError, Encoding, MmapChoice,\n    },\n};\n"
+    )
+    ours = base.replace("MmapChoice,", "MmapChoice, Searcher,")
+    theirs = base.replace("MmapChoice,\n", "MmapChoice,\n        SearcherBuilder,\n")
+    result = merged("lib.rs", base, ours, theirs)
+    assert result.text == base.replace("MmapChoice,\n", "MmapChoice, Searcher,\n        SearcherBuilder,\n")
+    assert kinds(result) == [("imports", SORTED)]
 
 
 def test_go_same_method_added_by_both_sides_is_declined():
@@ -335,16 +364,21 @@ RUST = """\
 def test_rust_both_sides_add_a_method_to_an_impl_and_a_use():
     base = dedent(RUST)
     ours = base.replace("use std::fmt;\n", "use std::fmt;\nuse std::sync::Arc;\n").replace(
-        "    }\n}\n", "    }\n\n    /// How many.\n    pub fn len(&self) -> usize {\n        self.items.len()\n    }\n}\n"
+        "    }\n}\n",
+        "    }\n\n    /// How many.\n    pub fn len(&self) -> usize {\n        self.items.len()\n    }\n}\n",
     )
-    theirs = base.replace("use std::collections::HashMap;\n", "use std::collections::HashMap;\nuse std::error::Error;\n")
+    theirs = base.replace(
+        "use std::collections::HashMap;\n", "use std::collections::HashMap;\nuse std::error::Error;\n"
+    )
     theirs = theirs.replace(
         "    }\n}\n",
-        "    }\n\n    #[inline]\n    pub fn get(&self, key: &str) -> Option<u32> {\n        self.items.get(key).copied()\n    }\n}\n",
+        "    }\n\n    #[inline]\n    pub fn get(&self, key: &str) -> Option<u32> {\n"
+        "        self.items.get(key).copied()\n    }\n}\n",
     )
     result = merged("registry.rs", base, ours, theirs)
     assert result.text.startswith(
-        "use std::collections::HashMap;\nuse std::error::Error;\nuse std::fmt;\nuse std::sync::Arc;\n")
+        "use std::collections::HashMap;\nuse std::error::Error;\nuse std::fmt;\nuse std::sync::Arc;\n"
+    )
     assert result.text.index("/// How many.") < result.text.index("#[inline]") < result.text.index("pub fn get")
     assert ("impl items", FINISH_ORDER) in kinds(result)
 
@@ -375,14 +409,18 @@ def test_json_both_sides_add_keys():
     ours = base.replace('  "name": "shop",\n', '  "name": "shop",\n  "private": true,\n')
     theirs = base.replace('    "zod": "^3.22.0"\n  }\n}', '    "zod": "^3.22.0"\n  },\n  "license": "MIT"\n}')
     result = merged("package.json", base, ours, theirs)
-    assert result.text == ours.replace('    "zod": "^3.22.0"\n  }\n}', '    "zod": "^3.22.0"\n  },\n  "license": "MIT"\n}')
+    assert result.text == ours.replace(
+        '    "zod": "^3.22.0"\n  }\n}', '    "zod": "^3.22.0"\n  },\n  "license": "MIT"\n}'
+    )
 
 
 def test_json_sorted_dependencies_stay_sorted_whichever_side_finished_first():
     base = dedent(PACKAGE)
     ours = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "uuid": "^9.0.0",\n')
     theirs = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "vite": "^5.0.0",\n')
-    expected = base.replace('    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "uuid": "^9.0.0",\n    "vite": "^5.0.0",\n')
+    expected = base.replace(
+        '    "react": "^18.2.0",\n', '    "react": "^18.2.0",\n    "uuid": "^9.0.0",\n    "vite": "^5.0.0",\n'
+    )
     result = merged("package.json", base, ours, theirs)
     assert result.text == expected
     assert kinds(result) == [("object keys", SORTED)]
@@ -400,11 +438,33 @@ def test_json_keys_a_side_put_out_of_order_go_in_finish_order():
 
 def test_json_scripts_grouped_by_prefix_stay_grouped():
     base = dedent(PACKAGE)
-    ours = base.replace('    "lint:js": "eslint src",\n', '    "lint:js": "eslint src",\n    "test:unit": "vitest run",\n')
-    theirs = base.replace('    "lint:js": "eslint src",\n', '    "lint:js": "eslint src",\n    "lint:md": "markdownlint .",\n')
+    ours = base.replace(
+        '    "lint:js": "eslint src",\n', '    "lint:js": "eslint src",\n    "test:unit": "vitest run",\n'
+    )
+    theirs = base.replace(
+        '    "lint:js": "eslint src",\n', '    "lint:js": "eslint src",\n    "lint:md": "markdownlint .",\n'
+    )
     result = merged("package.json", base, ours, theirs)
-    assert '"lint:js": "eslint src",\n    "lint:md": "markdownlint .",\n    "test:unit": "vitest run",\n    "test"' in result.text
+    assert (
+        '"lint:js": "eslint src",\n    "lint:md": "markdownlint .",\n    "test:unit": "vitest run",\n    "test"'
+        in result.text
+    )
     assert kinds(result) == [("object keys", GROUPED)]
+
+
+def test_json_keys_added_to_an_empty_object_by_both_sides():
+    assert merged("a.json", "{}\n", '{\n  "a": 1\n}\n', '{\n  "b": 2\n}\n').text == '{\n  "a": 1,\n  "b": 2\n}\n'
+    assert merged("a.json", "{}\n", '{"a": 1}\n', '{"b": 2}\n').text == '{"a": 1, "b": 2}\n'
+
+
+def test_json_one_side_edits_a_value_the_other_adds_a_key_next_to_it():
+    base = '{\n  "name": "shop",\n  "version": "1.0.0"\n}\n'
+    ours = '{\n  "name": "shop",\n  "version": "1.1.0"\n}\n'
+    theirs = '{\n  "name": "shop",\n  "version": "1.0.0",\n  "private": true\n}\n'
+    assert (
+        merged("package.json", base, ours, theirs).text
+        == '{\n  "name": "shop",\n  "version": "1.1.0",\n  "private": true\n}\n'
+    )
 
 
 def test_json_same_key_added_by_both_sides_is_declined():
@@ -426,9 +486,14 @@ def test_yaml_both_sides_add_mapping_keys_and_list_items():
           - postgres
           - redis
         """)
-    ours = base.replace('  PYTHON: "3.11"  # the oldest we support\n', '  PYTHON: "3.11"  # the oldest we support\n  NODE: "20"\n')
+    ours = base.replace(
+        '  PYTHON: "3.11"  # the oldest we support\n', '  PYTHON: "3.11"  # the oldest we support\n  NODE: "20"\n'
+    )
     ours = ours.replace("  - redis\n", "  - redis\n  - minio\n")
-    theirs = base.replace('  PYTHON: "3.11"  # the oldest we support\n', '  PYTHON: "3.11"  # the oldest we support\n  # Keep in step with Dockerfile.\n  GO: "1.22"\n')
+    theirs = base.replace(
+        '  PYTHON: "3.11"  # the oldest we support\n',
+        '  PYTHON: "3.11"  # the oldest we support\n  # Keep in step with Dockerfile.\n  GO: "1.22"\n',
+    )
     theirs = theirs.replace("  - redis\n", "  - redis\n  - mailhog\n")
     result = merged("ci.yml", base, ours, theirs)
     assert result.text == base.replace(
@@ -452,11 +517,16 @@ def test_toml_both_sides_add_table_keys_and_sorted_dependencies():
         line-length = 120
         """)
     ours = base.replace('    "httpx>=0.27",\n', '    "httpx>=0.27",\n    "jinja2>=3",\n').replace(
-        "line-length = 120\n", "line-length = 120\ntarget-version = \"py311\"\n")
+        "line-length = 120\n", 'line-length = 120\ntarget-version = "py311"\n'
+    )
     theirs = base.replace('    "django>=5.2",\n', '    "django>=5.2",\n    "gunicorn>=22",\n').replace(
-        "line-length = 120\n", "line-length = 120\nfix = true\n")
+        "line-length = 120\n", "line-length = 120\nfix = true\n"
+    )
     result = merged("pyproject.toml", base, ours, theirs)
-    assert '    "django>=5.2",\n    "gunicorn>=22",\n    "httpx>=0.27",\n    "jinja2>=3",\n    "pyyaml>=6",\n' in result.text
+    assert (
+        '    "django>=5.2",\n    "gunicorn>=22",\n    "httpx>=0.27",\n    "jinja2>=3",\n    "pyyaml>=6",\n'
+        in result.text
+    )
     assert result.text.endswith('line-length = 120\ntarget-version = "py311"\nfix = true\n')
     same_place = base.replace('    "pyyaml>=6",\n', '    "pyyaml>=6",\n    "whitenoise>=6",\n')
     other = base.replace('    "pyyaml>=6",\n', '    "pyyaml>=6",\n    "redis>=5",\n')
@@ -471,7 +541,10 @@ def test_toml_both_sides_add_table_keys_and_sorted_dependencies():
 def test_css_both_sides_add_rules_and_declarations():
     base = "/* Buttons */\n.button {\n  color: white;\n  padding: 4px;\n}\n\n.link {\n  color: blue;\n}\n"
     ours = base.replace("  padding: 4px;\n", "  padding: 4px;\n  border-radius: 2px;\n") + ".card {\n  margin: 0;\n}\n"
-    theirs = base.replace("  padding: 4px;\n", "  padding: 4px;\n  cursor: pointer;\n") + "\n.badge {\n  font-size: 10px;\n}\n"
+    theirs = (
+        base.replace("  padding: 4px;\n", "  padding: 4px;\n  cursor: pointer;\n")
+        + "\n.badge {\n  font-size: 10px;\n}\n"
+    )
     result = merged("site.css", base, ours, theirs)
     assert "  padding: 4px;\n  border-radius: 2px;\n  cursor: pointer;\n}" in result.text
     assert result.text.index(".card") < result.text.index(".badge")
@@ -494,13 +567,19 @@ def test_html_both_sides_add_sibling_elements():
           </ul>
         </nav>
         """)
-    ours = base.replace('    <li><a href="/about">About</a></li>\n',
-                        '    <li><a href="/about">About</a></li>\n    <li><a href="/blog">Blog</a></li>\n')
-    theirs = base.replace('    <li><a href="/about">About</a></li>\n',
-                          '    <li><a href="/about">About</a></li>\n    <!-- new -->\n    <li><a href="/shop">Shop</a></li>\n')
+    ours = base.replace(
+        '    <li><a href="/about">About</a></li>\n',
+        '    <li><a href="/about">About</a></li>\n    <li><a href="/blog">Blog</a></li>\n',
+    )
+    theirs = base.replace(
+        '    <li><a href="/about">About</a></li>\n',
+        '    <li><a href="/about">About</a></li>\n    <!-- new -->\n    <li><a href="/shop">Shop</a></li>\n',
+    )
     result = merged("nav.html", base, ours, theirs)
     assert result.text == ours.replace(
-        '<a href="/blog">Blog</a></li>\n', '<a href="/blog">Blog</a></li>\n    <!-- new -->\n    <li><a href="/shop">Shop</a></li>\n')
+        '<a href="/blog">Blog</a></li>\n',
+        '<a href="/blog">Blog</a></li>\n    <!-- new -->\n    <li><a href="/shop">Shop</a></li>\n',
+    )
     assert kinds(result) == [("sibling elements", FINISH_ORDER)]
 
 
@@ -541,10 +620,13 @@ CHANGES_RST = """\
 def test_changelog_entries_grouped_by_prefix_stay_grouped():
     base = dedent(CHANGES_RST)
     ours = base.replace("    -   Fix: the lock is released on timeout.\n", "").replace(
-        "-   Fix: the lock is released on timeout.\n", "-   Fix: the lock is released on timeout.\n-   Docs: add a FAQ.\n")
+        "-   Fix: the lock is released on timeout.\n",
+        "-   Fix: the lock is released on timeout.\n-   Docs: add a FAQ.\n",
+    )
     theirs = base.replace(
         "-   Fix: the lock is released on timeout.\n",
-        "-   Fix: the lock is released on timeout.\n-   Fix: paths with spaces are quoted.\n    :issue:`44`\n")
+        "-   Fix: the lock is released on timeout.\n-   Fix: paths with spaces are quoted.\n    :issue:`44`\n",
+    )
     result = merged("CHANGES.rst", base, ours, theirs)
     assert (
         "-   Fix: the lock is released on timeout.\n-   Fix: paths with spaces are quoted.\n    :issue:`44`\n"
@@ -577,6 +659,31 @@ def test_changelog_new_version_and_entry_in_the_current_one():
     theirs = base.replace("-   Drop Python 3.8.\n", "-   Drop Python 3.8.\n-   Require git 2.38.\n")
     result = merged("CHANGES.rst", base, ours, theirs)
     assert result.text == ours.replace("-   Drop Python 3.8.\n", "-   Drop Python 3.8.\n-   Require git 2.38.\n")
+
+
+def test_changelog_categories_in_bold_or_brackets_are_groups_too():
+    base = (
+        "# Changes\n\n## Unreleased\n\n- **Feature**: dark mode.\n- **Feature**: export.\n- **Fix**: crash on start.\n"
+    )
+    ours = base.replace("- **Fix**: crash on start.\n", "- **Feature**: import.\n- **Fix**: crash on start.\n")
+    theirs = base.replace("- **Fix**: crash on start.\n", "- **Fix**: typo in menu.\n- **Fix**: crash on start.\n")
+    result = merged("CHANGELOG.md", base, theirs, ours)  # theirs' fix was merged first: the groups still decide
+    assert result.text == base.replace(
+        "- **Fix**: crash on start.\n", "- **Feature**: import.\n- **Fix**: typo in menu.\n- **Fix**: crash on start.\n"
+    )
+    assert kinds(result) == [("changelog entries", GROUPED)]
+    base = "Changes\n-------\n\n* [core] faster.\n* [core] smaller.\n* [cli] colours.\n"
+    ours = base.replace("* [cli] colours.\n", "* [cli] --quiet.\n* [cli] colours.\n")
+    theirs = base.replace("* [cli] colours.\n", "* [core] leaner.\n* [cli] colours.\n")
+    result = merged("CHANGES.txt", base, ours, theirs)
+    assert result.text == base.replace("* [cli] colours.\n", "* [core] leaner.\n* [cli] --quiet.\n* [cli] colours.\n")
+    assert kinds(result) == [("changelog entries", GROUPED)]
+
+
+def test_changelog_with_windows_line_endings():
+    base = "# Changes\r\n\r\n- One.\r\n"
+    result = merged("CHANGES.md", base, base + "- Two.\r\n", base + "- Three.\r\n")
+    assert result.text == base + "- Two.\r\n- Three.\r\n"
 
 
 def test_changelog_same_entry_added_by_both_sides_is_kept_once():
@@ -627,6 +734,24 @@ def test_python_both_sides_add_names_to_one_from_import():
     assert result.text == "from app import (\n    admin,\n    forms,\n    models,\n    views,\n)\n"
 
 
+def test_python_import_lines_of_one_module_from_both_sides_are_both_kept():
+    base = "from flask import Flask\nfrom flask import request\n\napp = Flask(__name__)\n"
+    ours = "from flask import Flask\nfrom flask import jsonify\nfrom flask import request\n\napp = Flask(__name__)\n"
+    theirs = "from flask import Flask\nfrom flask import request\nfrom flask import session\n\napp = Flask(__name__)\n"
+    result = merged("app.py", base, ours, theirs)
+    assert result.text.startswith(
+        "from flask import Flask\nfrom flask import jsonify\nfrom flask import request\nfrom flask import session\n\n"
+    )
+    one = "from flask import Flask\n\napp = Flask(__name__)\n"
+    ours = "from flask import Flask\nfrom flask import jsonify\n\napp = Flask(__name__)\n"
+    theirs = "from flask import Flask\nfrom flask import session\n\napp = Flask(__name__)\n"
+    result = merged("app.py", one, ours, theirs)
+    assert (
+        result.text
+        == "from flask import Flask\nfrom flask import jsonify\nfrom flask import session\n\napp = Flask(__name__)\n"
+    )
+
+
 def test_both_sides_rewriting_one_import_line_are_declined():
     base = "import os\n\nprint(os.sep)\n"
     ours = "import os.path\n\nprint(os.sep)\n"
@@ -644,8 +769,28 @@ def test_merge_that_would_not_reparse_is_declined():
 
 @pytest.mark.parametrize(
     "path",
-    ["a.py", "a.pyi", "a.js", "a.mjs", "a.jsx", "a.ts", "a.tsx", "a.json", "a.yaml", "a.yml", "a.toml", "a.md",
-     "a.html", "a.css", "a.go", "a.rs", "CHANGES.rst", "CHANGELOG.md", "HISTORY.txt", "NEWS"],
+    [
+        "a.py",
+        "a.pyi",
+        "a.js",
+        "a.mjs",
+        "a.jsx",
+        "a.ts",
+        "a.tsx",
+        "a.json",
+        "a.yaml",
+        "a.yml",
+        "a.toml",
+        "a.md",
+        "a.html",
+        "a.css",
+        "a.go",
+        "a.rs",
+        "CHANGES.rst",
+        "CHANGELOG.md",
+        "HISTORY.txt",
+        "NEWS",
+    ],
 )
 def test_every_profile_loads_its_grammar(path):
     profile = profile_for(path)

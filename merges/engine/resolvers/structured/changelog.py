@@ -60,8 +60,12 @@ def _headings(lines: list[_Line]) -> list[tuple[int, int, int]]:
         if atx:
             found.append((i, i + 1, len(atx.group(1))))
         elif (
-            not line.fenced and not line.blank and line.indent == 0 and BULLET.match(line.data) is None
-            and i + 1 < len(lines) and UNDERLINE.fullmatch(lines[i + 1].data)
+            not line.fenced
+            and not line.blank
+            and line.indent == 0
+            and BULLET.match(line.data) is None
+            and i + 1 < len(lines)
+            and UNDERLINE.fullmatch(lines[i + 1].data)
             and not UNDERLINE.fullmatch(line.data)
         ):
             over = i > 0 and lines[i - 1].data == lines[i + 1].data

@@ -58,8 +58,9 @@ def py_signature(node: Node, src: bytes) -> str | None:
     if kind == "decorated_definition":
         inner = node.child_by_field_name("definition")  # type: ignore[attr-defined]
         accessors = [
-            squash(text(d, src)) for d in node.children if d.type == "decorator" and
-            squash(text(d, src)).endswith((".setter", ".getter", ".deleter"))
+            squash(text(d, src))
+            for d in node.children
+            if d.type == "decorator" and squash(text(d, src)).endswith((".setter", ".getter", ".deleter"))
         ]
         name = py_signature(inner, src) if inner is not None else None
         return " ".join([name, *accessors]) if name else None
@@ -130,9 +131,15 @@ PYTHON = Profile(
 # -- JavaScript, TypeScript ----------------------------------------------------------------------------------
 
 JS_DECLARATIONS = {
-    "function_declaration": "function", "generator_function_declaration": "function", "class_declaration": "class",
-    "abstract_class_declaration": "class", "interface_declaration": "interface", "type_alias_declaration": "type",
-    "enum_declaration": "enum", "internal_module": "namespace", "module": "namespace",
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "class_declaration": "class",
+    "abstract_class_declaration": "class",
+    "interface_declaration": "interface",
+    "type_alias_declaration": "type",
+    "enum_declaration": "enum",
+    "internal_module": "namespace",
+    "module": "namespace",
     "function_signature": "function",
 }
 JS_MEMBERS = {"method_definition", "method_signature", "abstract_method_signature", "property_signature"}
@@ -203,8 +210,11 @@ def js_container(node: Node, src: bytes) -> Container | None:
 
 
 def _js_key(node: Node, src: bytes) -> str | None:
-    return js_signature(node, src) if node.type in ("pair", "shorthand_property_identifier", "method_definition",
-                                                    "spread_element") else None
+    return (
+        js_signature(node, src)
+        if node.type in ("pair", "shorthand_property_identifier", "method_definition", "spread_element")
+        else None
+    )
 
 
 def _js_item(node: Node, src: bytes) -> str | None:
@@ -275,9 +285,18 @@ GO = Profile(
 # -- Rust ----------------------------------------------------------------------------------------------------
 
 RUST_ITEMS = {
-    "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct", "enum_item": "enum",
-    "union_item": "union", "trait_item": "trait", "type_item": "type", "mod_item": "mod", "const_item": "const",
-    "static_item": "static", "macro_definition": "macro", "associated_type": "type",
+    "function_item": "fn",
+    "function_signature_item": "fn",
+    "struct_item": "struct",
+    "enum_item": "enum",
+    "union_item": "union",
+    "trait_item": "trait",
+    "type_item": "type",
+    "mod_item": "mod",
+    "const_item": "const",
+    "static_item": "static",
+    "macro_definition": "macro",
+    "associated_type": "type",
 }
 
 
@@ -317,7 +336,10 @@ RUST = Profile(
     signature=rust_signature,
     # attributes travel with the item below them like comments; a ";" after a macro call stays with the call
     comments=frozenset({"line_comment", "block_comment", "attribute_item", "empty_statement"}),
-    family=lambda node, src: "import" if node.type == "use_declaration" or (
-        node.parent is not None and node.parent.type == "use_list") else "definition",
+    family=lambda node, src: (
+        "import"
+        if node.type == "use_declaration" or (node.parent is not None and node.parent.type == "use_list")
+        else "definition"
+    ),
     sort_keys=lambda node, src, name: ((name,), (name.casefold(),)),
 )

@@ -12,12 +12,27 @@ from merges.engine.resolvers.structured.model import Profile
 
 CHANGELOG_NAME = re.compile(r"(changes|changelog|history|news|release[-_]?notes)(\.(md|markdown|rst|txt))?$", re.I)
 BY_SUFFIX = {
-    ".py": PYTHON, ".pyi": PYTHON,
-    ".js": JAVASCRIPT, ".mjs": JAVASCRIPT, ".cjs": JAVASCRIPT, ".jsx": JAVASCRIPT,
-    ".ts": TYPESCRIPT, ".mts": TYPESCRIPT, ".cts": TYPESCRIPT, ".tsx": TSX,
-    ".json": JSON, ".yaml": YAML, ".yml": YAML, ".toml": TOML,
-    ".md": MARKDOWN, ".markdown": MARKDOWN, ".html": HTML, ".htm": HTML, ".css": CSS,
-    ".go": GO, ".rs": RUST,
+    ".py": PYTHON,
+    ".pyi": PYTHON,
+    ".js": JAVASCRIPT,
+    ".mjs": JAVASCRIPT,
+    ".cjs": JAVASCRIPT,
+    ".jsx": JAVASCRIPT,
+    ".ts": TYPESCRIPT,
+    ".mts": TYPESCRIPT,
+    ".cts": TYPESCRIPT,
+    ".tsx": TSX,
+    ".json": JSON,
+    ".yaml": YAML,
+    ".yml": YAML,
+    ".toml": TOML,
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".html": HTML,
+    ".htm": HTML,
+    ".css": CSS,
+    ".go": GO,
+    ".rs": RUST,
 }
 
 

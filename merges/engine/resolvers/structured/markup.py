@@ -62,8 +62,14 @@ def json_container(node: Node, src: bytes) -> Container | None:
     return None
 
 
-JSON = Profile("json", grammar("tree_sitter_json"), json_container, json_signature,
-               category=_key_group(json_signature), sort_keys=_key_sort)  # type: ignore[arg-type]
+JSON = Profile(
+    "json",
+    grammar("tree_sitter_json"),
+    json_container,
+    json_signature,
+    category=_key_group(json_signature),
+    sort_keys=_key_sort,
+)  # type: ignore[arg-type]
 
 
 # -- YAML ----------------------------------------------------------------------------------------------------
@@ -100,8 +106,14 @@ def yaml_container(node: Node, src: bytes) -> Container | None:
     return None
 
 
-YAML = Profile("yaml", grammar("tree_sitter_yaml"), yaml_container, yaml_signature,
-               category=_key_group(yaml_signature), sort_keys=_key_sort)  # type: ignore[arg-type]
+YAML = Profile(
+    "yaml",
+    grammar("tree_sitter_yaml"),
+    yaml_container,
+    yaml_signature,
+    category=_key_group(yaml_signature),
+    sort_keys=_key_sort,
+)  # type: ignore[arg-type]
 
 
 # -- TOML ----------------------------------------------------------------------------------------------------
@@ -130,8 +142,14 @@ def toml_container(node: Node, src: bytes) -> Container | None:
     return None
 
 
-TOML = Profile("toml", grammar("tree_sitter_toml"), toml_container, toml_signature,
-               category=_key_group(toml_signature), sort_keys=_key_sort)  # type: ignore[arg-type]
+TOML = Profile(
+    "toml",
+    grammar("tree_sitter_toml"),
+    toml_container,
+    toml_signature,
+    category=_key_group(toml_signature),
+    sort_keys=_key_sort,
+)  # type: ignore[arg-type]
 
 
 # -- Markdown ------------------------------------------------------------------------------------------------
@@ -144,7 +162,9 @@ def md_signature(node: Node, src: bytes) -> str | None:
         return f"item {squash(src[start : node.end_byte])}"
     if node.type == "section":
         heading = node.children[0] if node.children else None
-        return f"section {squash(text(heading, src))}" if heading is not None else None
+        if heading is None or not heading.type.endswith("_heading"):
+            return "section"  # the text before the first heading
+        return f"section {squash(text(heading, src))}"
     return None
 
 
@@ -156,18 +176,42 @@ def md_container(node: Node, src: bytes) -> Container | None:
     return None
 
 
-MARKDOWN = Profile("markdown", grammar("tree_sitter_markdown"), md_container, md_signature,
-                   comments=frozenset(), sort_keys=_key_sort)
+MARKDOWN = Profile(
+    "markdown", grammar("tree_sitter_markdown"), md_container, md_signature, comments=frozenset(), sort_keys=_key_sort
+)
 
 
 # -- HTML ----------------------------------------------------------------------------------------------------
 
 HTML_ELEMENTS = frozenset({"element", "script_element", "style_element", "doctype"})
 HTML_NAMING = ("id", "name", "key", "href", "src", "for", "rel", "property")
-HTML_LANDMARKS = frozenset({
-    "html", "head", "body", "header", "nav", "main", "footer", "aside", "section", "article", "form", "table",
-    "thead", "tbody", "tfoot", "ul", "ol", "dl", "div", "template", "title", "select", "fieldset",
-})
+HTML_LANDMARKS = frozenset(
+    {
+        "html",
+        "head",
+        "body",
+        "header",
+        "nav",
+        "main",
+        "footer",
+        "aside",
+        "section",
+        "article",
+        "form",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "ul",
+        "ol",
+        "dl",
+        "div",
+        "template",
+        "title",
+        "select",
+        "fieldset",
+    }
+)
 
 
 def html_signature(node: Node, src: bytes) -> str | None:
@@ -226,5 +270,10 @@ def css_container(node: Node, src: bytes) -> Container | None:
     return None
 
 
-CSS = Profile("css", grammar("tree_sitter_css"), css_container, css_signature,
-              family=lambda node, src: "import" if node.type == "import_statement" else node.type)
+CSS = Profile(
+    "css",
+    grammar("tree_sitter_css"),
+    css_container,
+    css_signature,
+    family=lambda node, src: "import" if node.type == "import_statement" else node.type,
+)

@@ -23,7 +23,8 @@ RULE_RANK = ("sorted by name", "grouped by prefix", "newest first", "finish orde
 
 @dataclass
 class Region:
-    """A container both sides changed, as bytes of the merged text."""
+    """Where a container both sides changed got new or changed members (one region per run of them), as
+    bytes of the merged text, with the container's kind and the rule that ordered the new members."""
 
     start: int
     end: int
@@ -57,6 +58,8 @@ class _Run:
 
 
 class Out:
+    """Builds a piece from bytes and other pieces, moving their offsets along."""
+
     def __init__(self) -> None:
         self.piece = Piece()
         self.chunks: list[bytes] = []
@@ -257,8 +260,11 @@ class TreeMerge:
             return mt, Piece(mt.core)
         if mt.content == mb.content:
             return mo, Piece(mo.core)
-        lead, term, post = (trivial(mb.lead, mo.lead, mt.lead), trivial(mb.term, mo.term, mt.term),
-                            trivial(mb.post, mo.post, mt.post))
+        lead, term, post = (
+            trivial(mb.lead, mo.lead, mt.lead),
+            trivial(mb.term, mo.term, mt.term),
+            trivial(mb.post, mo.post, mt.post),
+        )
         if lead is None or term is None or post is None:
             return None
         core = self.node(mb.node, mo.node, mt.node)
@@ -292,7 +298,9 @@ class TreeMerge:
             if i:
                 return layout.members[i].gap
         gaps = Counter(
-            m.gap for layout in layouts for p, m in zip(layout.members, layout.members[1:], strict=False)
+            m.gap
+            for layout in layouts
+            for p, m in zip(layout.members, layout.members[1:], strict=False)
             if m.family == member.family and p.family == previous.family
         )
         if gaps:
@@ -356,15 +364,16 @@ def _slots(base: Layout, side: Layout) -> dict[int, list[Member]] | None:
 def _replaced_by_both(i: int, base: Layout, index_o: dict, index_t: dict, slots_o: dict, slots_t: dict) -> bool:
     """Both sides removed member ``i`` and both inserted where it stood: each may have rewritten it (a changed
     import line, a renamed function), and keeping both rewrites would duplicate it."""
-    low = max((j for j in range(i) if base.members[j].sig in index_o and base.members[j].sig in index_t), default=-1)
+    low = i - 1
+    while low >= 0 and not (base.members[low].sig in index_o and base.members[low].sig in index_t):
+        low -= 1
     places = range(low, i)
     return any(slot in places for slot in slots_o) and any(slot in places for slot in slots_t)
 
 
 def _fallback_gap(member: Member) -> bytes:
-    """No two members stood side by side anywhere: a new line at the member's own indentation."""
+    """No two members stood side by side anywhere: a new line at the member's own indentation, or a space in
+    a container written on one line."""
     line_start = member.src.rfind(b"\n", 0, member.start) + 1
     indent = member.src[line_start : member.start]
-    if line_start == 0 and member.start and not indent.isspace():
-        return b" "
-    return b"\n" + (indent if not indent.strip() else b"")
+    return b" " if indent.strip() else b"\n" + indent
