@@ -190,6 +190,7 @@ CHANGELOG = Profile(
     container=changelog_container,
     signature=changelog_signature,
     comments=frozenset(),
+    family=lambda node, src: "entry" if node.type == "entry" else node.type,
     category=changelog_category,
     sort_keys=lambda node, src, name: ((name.casefold(),),),
     newest_first=True,

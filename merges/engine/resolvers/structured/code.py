@@ -8,7 +8,7 @@ never one: its statements run in order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from merges.engine.resolvers.structured.model import (
     Container,
@@ -34,16 +34,17 @@ IMPORTS = Container("imports")
 def _call(node: Node, src: bytes, callee_field: str, args_field: str) -> str | None:
     """``app.get("/x", h)`` is known as ``call app.get /x``: two routes for one path share a name."""
     callee = field_text(node, callee_field, src)
-    args = getattr(node, "child_by_field_name", lambda _: None)(args_field)
+    args = node.child_by_field_name(args_field)
     first = named_children(args)[0] if args is not None and named_children(args) else None
     if callee is None or first is None or first.type not in ("string", "template_string"):
         return None
     return f"call {callee} {unquote(squash(text(first, src)))}"
 
 
-def _only_named(node: Node, profile_signature: object, src: bytes, comments: frozenset[str]) -> bool:
-    kids = [kid for kid in named_children(node) if kid.type not in comments]
-    return bool(kids) and all(profile_signature(kid, src) is not None for kid in kids)  # type: ignore[operator]
+def _only_named(node: Node, signature: Callable[[Node, bytes], str | None], src: bytes) -> bool:
+    """Every child (comments aside) has a name: a literal of keys, strings or route calls, not of expressions."""
+    kids = [kid for kid in named_children(node) if kid.type != "comment"]
+    return bool(kids) and all(signature(kid, src) is not None for kid in kids)
 
 
 # -- Python ------------------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ PY_NAMES = Container("imported names", separator=b",", terminators=frozenset(), 
 def py_signature(node: Node, src: bytes) -> str | None:
     kind = node.type
     if kind == "decorated_definition":
-        inner = node.child_by_field_name("definition")  # type: ignore[attr-defined]
+        inner = node.child_by_field_name("definition")
         accessors = [
             squash(text(d, src))
             for d in node.children
@@ -67,7 +68,7 @@ def py_signature(node: Node, src: bytes) -> str | None:
     if kind in PY_DEFINITIONS:
         return f"{PY_DEFINITIONS[kind]} {field_text(node, 'name', src)}"
     if kind == "import_from_statement":
-        return f"from {_py_module(node)} import"  # both sides adding names to it merge the names
+        return f"from {_py_module(node, src)} import"  # both sides adding names to it merge the names
     if kind == "expression_statement" and len(named_children(node)) == 1:
         inner = named_children(node)[0]
         if inner.type == "assignment":
@@ -84,19 +85,18 @@ def py_signature(node: Node, src: bytes) -> str | None:
     return None
 
 
-def _py_module(node: Node) -> str:
-    name = node.child_by_field_name("module_name") or node.child_by_field_name("name")  # type: ignore[attr-defined]
-    return name.text.decode("utf-8", "replace").lower() if name is not None else ""
+def _py_module(node: Node, src: bytes) -> str:
+    return (field_text(node, "module_name", src) or field_text(node, "name", src) or "").lower()
 
 
 def py_keys(node: Node, src: bytes, name: str) -> Sequence[object]:
     if node.type in PY_IMPORTS:
         # isort's default (plain imports, then from-imports) and its force-sort-within-sections
         is_from = node.type != "import_statement"
-        module, line = _py_module(node), squash(text(node, src))
+        module, line = _py_module(node, src), squash(text(node, src))
         return ((is_from, module, line), (module, is_from, line), (line.casefold(),))
     short = name.split(" ", 1)[-1]
-    return ((short,), (short.casefold(),), (short,))
+    return ((short,), (short.casefold(),))
 
 
 def py_container(node: Node, src: bytes) -> Container | None:
@@ -104,7 +104,7 @@ def py_container(node: Node, src: bytes) -> Container | None:
         return MODULE
     if node.type == "block" and node.parent is not None and node.parent.type == "class_definition":
         return CLASS
-    if node.type in ("list", "dictionary") and _only_named(node, py_signature, src, frozenset({"comment"})):
+    if node.type in ("list", "dictionary") and _only_named(node, py_signature, src):
         return LIST if node.type == "list" else OBJECT
     if node.type == "import_from_statement" and not any(kid.type == "wildcard_import" for kid in node.children):
         return PY_NAMES
@@ -112,9 +112,10 @@ def py_container(node: Node, src: bytes) -> Container | None:
 
 
 def py_family(node: Node, src: bytes) -> str:
+    """Imports, definitions (and other statements), items of a literal: the order rules compare like with like."""
     if node.type in PY_IMPORTS or (node.parent is not None and node.parent.type == "import_from_statement"):
         return "import"
-    return "definition"
+    return "item" if node.type in ("string", "call", "pair") else "definition"
 
 
 PYTHON = Profile(
@@ -123,7 +124,7 @@ PYTHON = Profile(
     container=py_container,
     signature=py_signature,
     family=py_family,
-    category=lambda node, src: key_category(py_signature(node, src) or "") if node.type == "pair" else None,
+    category=lambda node, src: key_category((py_signature(node, src) or "")[4:]) if node.type == "pair" else None,
     sort_keys=py_keys,
 )
 
@@ -144,6 +145,7 @@ JS_DECLARATIONS = {
 }
 JS_MEMBERS = {"method_definition", "method_signature", "abstract_method_signature", "property_signature"}
 JS_MODIFIERS = {"static", "get", "set", "*", "async", "readonly", "abstract"}
+JS_ITEMS = {"pair", "shorthand_property_identifier", "string", "call_expression", "property_signature"}
 
 
 def js_signature(node: Node, src: bytes) -> str | None:
@@ -154,7 +156,7 @@ def js_signature(node: Node, src: bytes) -> str | None:
         kind_of = " type" if any(kid.type == "type" for kid in node.children) else ""
         return f"import{kind_of} from {unquote(field_text(node, 'source', src) or '')}"
     if kind == "export_statement":
-        inner = node.child_by_field_name("declaration")  # type: ignore[attr-defined]
+        inner = node.child_by_field_name("declaration")
         name = js_signature(inner, src) if inner is not None else None
         if name:
             return f"export {name}"
@@ -200,25 +202,30 @@ def js_container(node: Node, src: bytes) -> Container | None:
         return MODULE
     if kind in ("class_body", "interface_body", "object_type"):
         return CLASS
-    if kind == "object" and _only_named(node, _js_key, src, frozenset({"comment"})):
+    if kind == "object" and _only_named(node, _js_key, src):
         return OBJECT
     if kind == "named_imports":
         return NAMES
-    if kind == "array" and _only_named(node, _js_item, src, frozenset({"comment"})):
+    if kind == "array" and _only_named(node, _js_item, src):
         return LIST
     return None
 
 
 def _js_key(node: Node, src: bytes) -> str | None:
-    return (
-        js_signature(node, src)
-        if node.type in ("pair", "shorthand_property_identifier", "method_definition", "spread_element")
-        else None
-    )
+    """A key of an object literal; a spread (``...defaults``) has none, so such an object is no container:
+    what it spreads may set the same keys, and then order decides."""
+    keyed = ("pair", "shorthand_property_identifier", "method_definition")
+    return js_signature(node, src) if node.type in keyed else None
 
 
 def _js_item(node: Node, src: bytes) -> str | None:
     return js_signature(node, src) if node.type in ("string", "call_expression") else None
+
+
+def js_family(node: Node, src: bytes) -> str:
+    if node.type in ("import_statement", "import_specifier"):
+        return "import"
+    return "item" if node.type in JS_ITEMS else "definition"
 
 
 def _js_profile(name: str, module: str, function: str) -> Profile:
@@ -227,7 +234,7 @@ def _js_profile(name: str, module: str, function: str) -> Profile:
         parse=grammar(module, function),
         container=js_container,
         signature=js_signature,
-        family=lambda node, src: "import" if node.type in ("import_statement", "import_specifier") else "definition",
+        family=js_family,
         category=lambda node, src: key_category((js_signature(node, src) or "")[4:]) if node.type == "pair" else None,
         sort_keys=js_keys,
     )
@@ -246,7 +253,7 @@ def go_signature(node: Node, src: bytes) -> str | None:
     if kind == "function_declaration":
         return f"func {field_text(node, 'name', src)}"
     if kind == "method_declaration":
-        receiver = node.child_by_field_name("receiver")  # type: ignore[attr-defined]
+        receiver = node.child_by_field_name("receiver")
         params = named_children(receiver) if receiver is not None else []
         owner = field_text(params[0], "type", src) if params else None
         return f"func ({(owner or '').lstrip('*')}) {field_text(node, 'name', src)}"
@@ -305,14 +312,14 @@ def rust_signature(node: Node, src: bytes) -> str | None:
     if kind in RUST_ITEMS:
         return f"{RUST_ITEMS[kind]} {field_text(node, 'name', src)}"
     if kind == "use_declaration":
-        argument = node.child_by_field_name("argument")  # type: ignore[attr-defined]
+        argument = node.child_by_field_name("argument")
         return rust_signature(argument, src) if argument is not None else None
     if kind == "scoped_use_list":
         return f"use {field_text(node, 'path', src)}::{{}}"  # both sides adding names to it merge the names
     if kind == "use_list" and node.parent is not None and node.parent.type == "use_declaration":
         return "use {}"
     if kind == "impl_item":
-        body = node.child_by_field_name("body")  # type: ignore[attr-defined]
+        body = node.child_by_field_name("body")
         end = body.start_byte if body is not None else node.end_byte
         return squash(src[node.start_byte : end])
     return None

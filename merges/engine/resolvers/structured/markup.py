@@ -8,6 +8,8 @@ them) and CSS rules and declarations are lists people insert into side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from merges.engine.resolvers.structured.model import (
     Container,
     Node,
@@ -25,9 +27,10 @@ KEYS = Container("object keys", separator=b",", terminators=frozenset())
 STRINGS = Container("list items", separator=b",", terminators=frozenset())
 
 
-def _all(node: Node, kind: str | tuple[str, ...], comments: frozenset[str] = frozenset({"comment"})) -> bool:
-    kids = [kid for kid in named_children(node) if kid.type not in comments]
-    return bool(kids) and all(kid.type in ((kind,) if isinstance(kind, str) else kind) for kid in kids)
+def _strings(node: Node) -> bool:
+    """An array of plain strings (comments aside): a list whose order nobody relies on."""
+    kids = [kid for kid in named_children(node) if kid.type != "comment"]
+    return bool(kids) and all(kid.type == "string" for kid in kids)
 
 
 def _key_sort(node: Node, src: bytes, name: str) -> tuple[object, ...]:
@@ -35,9 +38,11 @@ def _key_sort(node: Node, src: bytes, name: str) -> tuple[object, ...]:
     return ((key,), (key.casefold(),))
 
 
-def _key_group(profile_signature: object) -> object:
+def _key_group(signature: Callable[[Node, bytes], str | None]) -> Callable[[Node, bytes], str | None]:
+    """Keys are grouped by their prefix (``lint:js``, ``lint:css``)."""
+
     def category(node: Node, src: bytes) -> str | None:
-        name = profile_signature(node, src)  # type: ignore[operator]
+        name = signature(node, src)
         return key_category(name.split(" ", 1)[-1]) if name and name.startswith("key ") else None
 
     return category
@@ -57,7 +62,7 @@ def json_signature(node: Node, src: bytes) -> str | None:
 def json_container(node: Node, src: bytes) -> Container | None:
     if node.type == "object":
         return KEYS
-    if node.type == "array" and _all(node, "string"):
+    if node.type == "array" and _strings(node):
         return STRINGS
     return None
 
@@ -69,7 +74,7 @@ JSON = Profile(
     json_signature,
     category=_key_group(json_signature),
     sort_keys=_key_sort,
-)  # type: ignore[arg-type]
+)
 
 
 # -- YAML ----------------------------------------------------------------------------------------------------
@@ -113,7 +118,7 @@ YAML = Profile(
     yaml_signature,
     category=_key_group(yaml_signature),
     sort_keys=_key_sort,
-)  # type: ignore[arg-type]
+)
 
 
 # -- TOML ----------------------------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ def toml_container(node: Node, src: bytes) -> Container | None:
         return Container("tables")
     if node.type == "table":
         return Container("table keys", members=frozenset({"pair"}))
-    if node.type == "array" and _all(node, "string"):
+    if node.type == "array" and _strings(node):
         return STRINGS
     return None
 
@@ -149,7 +154,7 @@ TOML = Profile(
     toml_signature,
     category=_key_group(toml_signature),
     sort_keys=_key_sort,
-)  # type: ignore[arg-type]
+)
 
 
 # -- Markdown ------------------------------------------------------------------------------------------------

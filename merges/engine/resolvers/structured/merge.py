@@ -150,10 +150,10 @@ class TreeMerge:
 
     def container(self, spec: Container, b: Node, o: Node, t: Node) -> Piece | None:
         sb, so, st = self.srcs
-        layouts = [read_layout(n, spec, self.profile, s) for n, s in ((b, sb), (o, so), (t, st))]
-        lb, lo, lt = layouts
+        lb, lo, lt = (read_layout(n, spec, self.profile, s) for n, s in ((b, sb), (o, so), (t, st)))
         if lb is None or lo is None or lt is None:
             return None
+        layouts = [lb, lo, lt]
         prefix, suffix = trivial(lb.prefix, lo.prefix, lt.prefix), trivial(lb.suffix, lo.suffix, lt.suffix)
         if prefix is None or suffix is None:
             return self.children(b, o, t)  # e.g. a list in a section's text: the change is below, not here

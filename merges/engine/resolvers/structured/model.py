@@ -7,7 +7,9 @@ through the same merge as the grammars.
 
 from __future__ import annotations
 
+import importlib
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -40,6 +42,7 @@ class Node(Protocol):
     def has_error(self) -> bool: ...
     @property
     def parent(self) -> Node | None: ...
+    def child_by_field_name(self, name: str, /) -> Node | None: ...
 
 
 @dataclass(eq=False)
@@ -53,6 +56,9 @@ class TextNode:
     parent: TextNode | None = None
     is_named: bool = True
     has_error: bool = False
+
+    def child_by_field_name(self, name: str, /) -> None:
+        return None  # hand-built trees have no fields
 
     def add(self, child: TextNode) -> TextNode:
         child.parent = self
@@ -116,8 +122,7 @@ def squash(data: bytes) -> str:
 
 def field_text(node: Node, name: str, src: bytes) -> str | None:
     """The squashed text of a named field of a tree-sitter node, None when the node has no such field."""
-    getter = getattr(node, "child_by_field_name", None)
-    child = getter(name) if getter else None
+    child = node.child_by_field_name(name)
     return squash(text(child, src)) if child is not None else None
 
 
@@ -126,22 +131,22 @@ def named_children(node: Node) -> list[Node]:
 
 
 def grammar(module: str, function: str = "language") -> Callable[[bytes], Node | None]:
-    """A parser for one tree-sitter grammar package, loaded on first use; it returns None for a text with
-    syntax errors (or when the grammar package is not installed) so that the merge declines."""
-    loaded: list[object] = []
+    """A parser for one tree-sitter grammar package, loaded on first use (one parser per thread: tree-sitter
+    parsers are not shared safely). It returns None for a text with syntax errors -- or when tree-sitter or
+    the grammar is not installed -- so that the merge declines."""
+    local = threading.local()
 
     def parse(src: bytes) -> Node | None:
-        if not loaded:
+        parser = getattr(local, "parser", None)
+        if parser is None:
             try:
-                import importlib
-
                 from tree_sitter import Language, Parser
 
-                package = importlib.import_module(module)
-                loaded.append(Parser(Language(getattr(package, function)())))
+                language = Language(getattr(importlib.import_module(module), function)())
             except (ImportError, AttributeError, ValueError):
                 return None
-        root = loaded[0].parse(src).root_node  # type: ignore[attr-defined]
+            parser = local.parser = Parser(language)
+        root = parser.parse(src).root_node
         return None if root.has_error else root
 
     return parse

@@ -4,8 +4,8 @@ Only insertions that compete for one place are ordered here; where the sides ins
 each side's own placement stands. The rules, strongest first:
 
 - **sorted by name**: the neighbouring members of the same family (imports, keys, ...) are sorted by one of
-  the profile's keys -- at least three of them (two imports, six definitions) -- and each side kept them
-  sorted: every insertion goes to its sorted place.
+  the profile's keys -- at least three of them (two imports, four changelog entries, six definitions) --
+  and each side kept them sorted: every insertion goes to its sorted place.
 - **grouped by prefix**: the neighbours fall into contiguous groups by category ("Fix:", "Docs:", "lint:")
   and the place is the border between two groups: each insertion joins its own group.
 - **newest first**: a changelog list both sides added to at the top: theirs (the later) above ours.
@@ -14,15 +14,16 @@ each side's own placement stands. The rules, strongest first:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from itertools import pairwise
+from typing import Any
 
 from merges.engine.resolvers.structured.layout import Member
 from merges.engine.resolvers.structured.model import FINISH_ORDER, GROUPED, NEWEST_FIRST, SORTED, Profile
 
 # Sorted neighbours needed before their order counts as a rule: tools keep imports sorted; people seldom sort
 # functions and classes, so a few in alphabetical order by chance must not decide; keys and items in between.
-MIN_SORTED = {"import": 2, "definition": 6}
+MIN_SORTED = {"import": 2, "definition": 6, "entry": 4}
 MIN_SORTED_OTHER = 3
 
 
@@ -48,7 +49,8 @@ def order_insertions(
     return inserted, FINISH_ORDER
 
 
-def _run(members: Sequence[Member] | reversed[Member], family: str) -> list[Member]:
+def _run(members: Iterable[Member], family: str) -> list[Member]:
+    """The members up to the first of another family."""
     run = []
     for member in members:
         if member.family != family:
@@ -64,20 +66,20 @@ def _sorted(
         return None
     for k in range(min(len(member.keys) for member in [*ours, *theirs, *before, *after])):
 
-        def key(member: Member, k: int = k) -> object:
+        def key(member: Member, k: int = k) -> Any:
             return member.keys[k]
 
         sides = [before + ours + after, before + theirs + after, before + after]
         if all(_ascending(members, key) for members in sides):
-            merged = sorted(ours + theirs, key=key)  # type: ignore[arg-type]
+            merged = sorted(ours + theirs, key=key)
             if _ascending(before + merged + after, key):
                 return merged
     return None
 
 
-def _ascending(members: list[Member], key: Callable[[Member], object]) -> bool:
+def _ascending(members: list[Member], key: Callable[[Member], Any]) -> bool:
     try:
-        return all(key(a) < key(b) for a, b in pairwise(members))  # type: ignore[operator]
+        return all(key(a) < key(b) for a, b in pairwise(members))
     except TypeError:  # keys of different shapes cannot be compared: no evident order
         return False
 
