@@ -344,6 +344,17 @@ def test_go_same_method_added_by_both_sides_is_declined():
     assert merge("store.go", base, ours, theirs) is None
 
 
+def test_go_both_sides_add_fields_to_a_struct_literal():
+    base = 'package a\n\nvar config = Config{\n\tName: "a",\n\tPort: 80,\n}\n'
+    ours = base.replace("\tPort: 80,\n", "\tPort: 80,\n\tTLS:  true,\n")
+    theirs = base.replace("\tPort: 80,\n", '\tPort: 80,\n\tHost: "example.org", // public name\n')
+    result = merged("config.go", base, ours, theirs)
+    assert result.text == base.replace(
+        "\tPort: 80,\n", '\tPort: 80,\n\tTLS:  true,\n\tHost: "example.org", // public name\n'
+    )
+    assert kinds(result) == [("object keys", FINISH_ORDER)]
+
+
 RUST = """\
     use std::collections::HashMap;
     use std::fmt;
@@ -381,6 +392,13 @@ def test_rust_both_sides_add_a_method_to_an_impl_and_a_use():
     )
     assert result.text.index("/// How many.") < result.text.index("#[inline]") < result.text.index("pub fn get")
     assert ("impl items", FINISH_ORDER) in kinds(result)
+
+
+def test_rust_both_sides_add_fields_to_a_struct_expression_before_its_base():
+    base = "fn f() -> S {\n    S {\n        a: 1,\n        ..Default::default()\n    }\n}\n"
+    ours = base.replace("a: 1,\n", "a: 1,\n        b: 2,\n")
+    theirs = base.replace("a: 1,\n", "a: 1,\n        c,\n")
+    assert merged("s.rs", base, ours, theirs).text == base.replace("a: 1,\n", "a: 1,\n        b: 2,\n        c,\n")
 
 
 # -- JSON, YAML, TOML -------------------------------------------------------------------------------------------

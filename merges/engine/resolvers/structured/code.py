@@ -268,6 +268,8 @@ def go_signature(node: Node, src: bytes) -> str | None:
         return f"import {field_text(specs[0], 'path', src)}" if specs else "import ()"
     if kind == "import_spec":
         return f"import {field_text(node, 'path', src)} {field_text(node, 'name', src) or ''}".rstrip()
+    if kind == "keyed_element":
+        return f"key {field_text(node, 'key', src)}"
     return None
 
 
@@ -276,6 +278,8 @@ def go_container(node: Node, src: bytes) -> Container | None:
         return MODULE
     if node.type == "import_spec_list":
         return IMPORTS
+    if node.type == "literal_value" and _only_named(node, go_signature, src):
+        return OBJECT  # the keys of a struct or map literal
     return None
 
 
@@ -318,6 +322,8 @@ def rust_signature(node: Node, src: bytes) -> str | None:
         return f"use {field_text(node, 'path', src)}::{{}}"  # both sides adding names to it merge the names
     if kind == "use_list" and node.parent is not None and node.parent.type == "use_declaration":
         return "use {}"
+    if kind in ("field_initializer", "shorthand_field_initializer"):
+        return f"key {field_text(node, 'field', src) or squash(text(node, src))}"
     if kind == "impl_item":
         body = node.child_by_field_name("body")
         end = body.start_byte if body is not None else node.end_byte
@@ -333,6 +339,8 @@ def rust_container(node: Node, src: bytes) -> Container | None:
         return Container({"impl_item": "impl items", "trait_item": "trait items"}.get(owner, "module definitions"))
     if node.type == "use_list":
         return NAMES
+    if node.type == "field_initializer_list":
+        return OBJECT  # the fields of a struct expression; ``..base`` is known by its text and stays last
     return None
 
 
