@@ -49,11 +49,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SettledRegion:
-    """A commutative parent both sides changed: what kind it is, which rule ordered it, and where its changed
-    children are in the merged text (1-based lines, inclusive)."""
+    """In a commutative parent both sides changed, a run of new or changed children: the parent's kind, the
+    rule that ordered the new ones, and where the run is in the merged text (1-based lines, inclusive). A
+    conflict hunk is settled by the innermost region that covers it.
+
+    ``order`` is one of "sorted by name", "grouped by prefix", "newest first", "finish order" (ours, then
+    theirs) -- or "as placed" when no two sides' children competed for one place (each stands where its side
+    put it; edited children too) -- several joined by ", " when runs met."""
 
     kind: str  # "class members", "module definitions", "imports", "object keys", "changelog entries", ...
-    order: str  # "sorted by name", "grouped by prefix", "newest first", "finish order", or "as placed"
+    order: str
     start_line: int
     end_line: int
 
@@ -63,6 +68,9 @@ class SettledRegion:
 
 @dataclass(frozen=True)
 class StructuredMerge:
+    """The merged file. ``regions`` is empty when the merge needed no structure (a side left the file as it
+    was, or both made the same change); ``language`` names the profile that read it ("python", "changelog")."""
+
     text: str
     regions: tuple[SettledRegion, ...]
     language: str
