@@ -610,6 +610,15 @@ def test_markdown_both_sides_add_list_items():
     assert kinds(result) == [("list items", FINISH_ORDER)]
 
 
+def test_markdown_both_sides_add_items_to_a_nested_list():
+    base = "- Arguments:\n  - `NoArgs` - none.\n  - `ExactArgs(int)` - exactly N.\n- Content:\n  - `OnlyValidArgs`.\n"
+    ours = base.replace("exactly N.\n", "exactly N.\n  - `RangeArgs(min, max)` - between min and max.\n")
+    theirs = base.replace("exactly N.\n", "exactly N.\n  - `MaximumNArgs(int)` - at most N.\n")
+    result = merged("guide.md", base, ours, theirs)
+    assert result.text == ours.replace("min and max.\n", "min and max.\n  - `MaximumNArgs(int)` - at most N.\n")
+    assert kinds(result) == [("list items", FINISH_ORDER)]
+
+
 # -- Changelogs ----------------------------------------------------------------------------------------------
 
 CHANGES_RST = """\

@@ -161,10 +161,11 @@ TOML = Profile(
 
 
 def md_signature(node: Node, src: bytes) -> str | None:
-    if node.type == "list_item":
+    if node.type == "list_item":  # known by its own text, not by the items nested in it
         marker = node.children[0] if node.children else None
         start = marker.end_byte if marker is not None and marker.type.startswith("list_marker") else node.start_byte
-        return f"item {squash(src[start : node.end_byte])}"
+        end = next((kid.start_byte for kid in node.children if kid.type == "list"), node.end_byte)
+        return f"item {squash(src[start:end])}"
     if node.type == "section":
         heading = node.children[0] if node.children else None
         if heading is None or not heading.type.endswith("_heading"):
