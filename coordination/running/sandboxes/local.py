@@ -24,7 +24,6 @@ from merges.engine.git import Git, GitError
 from merges.engine.isolation import Isolation
 from merges.engine.runner import ProcessResult, run_confined
 
-
 # The worker's Python stays visible (read-only) wherever it lives, even under a hidden /tmp: a task may
 # run it (the demo's tasks do), and it is code, not a secret.
 PYTHON_PREFIXES = tuple(sorted({Path(sys.prefix), Path(sys.base_prefix)}))
