@@ -108,6 +108,7 @@ def execute(task: Task, stop: threading.Event | None = None) -> Outcome:
             "head": head,
             "output_tail": process.output_tail[-4000:],
             "duration_s": round(process.duration_s, 3),
+            "isolation": getattr(sandbox, "isolation", "daytona"),
             **spend,
         }
         outside = ownership.violations(task.owned_files, result["changed_files"])
