@@ -26,7 +26,7 @@ from coordination.domain.tokens import ticket_token
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
-from coordination.running.leases import Lease
+from coordination.running.leases import Heartbeat, Lease
 from coordination.running.sandboxes.base import ProcessResult, Sandbox
 from coordination.running.sandboxes.local import LocalSandbox
 from merges.engine.isolation import Isolation
@@ -54,7 +54,7 @@ def run_task(task_id: int) -> None:
     heartbeat = lease.heartbeat(name=f"task-{task_id}")
     heartbeat.start()
     try:
-        outcome = execute(task, stop=heartbeat.lost)
+        outcome = execute(task, heartbeat)
         outcome.result["worker"] = lease.owner
     except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
         log.exception("task %s crashed", task_id)
@@ -91,9 +91,13 @@ def claim(task_id: int, owner: str) -> Task | None:
     return task
 
 
-def execute(task: Task, stop: threading.Event | None = None) -> Outcome:
+def execute(task: Task, heartbeat: Heartbeat | None = None) -> Outcome:
+    """Run the task in its sandbox; the heartbeat's ``lost`` stops it, its renewals keep it alive."""
     ticket = task.ticket
+    stop = heartbeat.lost if heartbeat else None
     sandbox = make_sandbox(task)
+    if heartbeat is not None and hasattr(sandbox, "mark_alive"):
+        heartbeat.on_renewed = sandbox.mark_alive
     try:
         sandbox.prepare(task.ref, task.start_sha)
         context_path = sandbox.write_file("context.json", json.dumps(task_context(task), indent=2,
@@ -144,7 +148,7 @@ def make_sandbox(task: Task) -> Sandbox:
                               clone_url=reachable_url(ticket.repository.url_or_path), clone_branch=ticket.base_branch)
     return LocalSandbox(clone, workspace.worktrees_root() / name, lock, isolation=Isolation.detect(),
                         trusted=settings.DAGMERGE_TRUSTED_CODE, hide=workspace.hidden_from_tasks(),
-                        network=task.network or ticket.network)
+                        network=task.network or ticket.network, lease_seconds=settings.DAGMERGE_LEASE_SECONDS)
 
 
 def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,

@@ -100,6 +100,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, renew: Callable[[], bool], seconds: float, name: str = "heartbeat"):
         super().__init__(daemon=True, name=name)
         self._renew, self.seconds = renew, seconds
+        self.on_renewed: Callable[[], None] | None = None  # e.g. touch a run's alive file for its watchdog
         self._stop_event = threading.Event()
         self.lost = threading.Event()
         self.reason = ""
@@ -123,6 +124,8 @@ class Heartbeat(threading.Thread):
                         self._lose("the lease was taken over, or the work was cancelled")
                         return
                     renewed_at = time.monotonic()
+                    if self.on_renewed is not None:
+                        self.on_renewed()
                 except DatabaseError as exc:
                     log.warning("%s: cannot renew the lease (%s); retrying", self.name, exc)
                     connection.close()  # a broken connection is opened anew on the next try

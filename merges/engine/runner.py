@@ -33,8 +33,8 @@ from merges.engine.processes import (
 # Runs before bwrap, so no Python code runs between fork and exec in the (threaded) worker: it joins the
 # run's pids cgroup, lowers the limits and becomes the command (125: no limits, 127: no command).
 _LIMITS_SHIM = """\
-import os, resource, sys
-procs, nproc, fsize, _, *argv = sys.argv[1:]
+import os, resource, signal, sys, time
+procs, nproc, fsize, alive, within, _, *argv = sys.argv[1:]
 try:
     if procs:
         with open(procs, "w") as f:
@@ -45,11 +45,26 @@ try:
 except OSError as exc:
     sys.stderr.write(f"dagmerge: cannot set the run's limits: {exc}\\n")
     sys.exit(125)
-try:
-    os.execvp(argv[0], argv)
-except OSError as exc:
-    sys.stderr.write(f"cannot start {argv[0]!r}: {exc.strerror}\\n")
-    sys.exit(127)
+child = os.fork() if alive else 0
+if child == 0:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        sys.stderr.write(f"cannot start {argv[0]!r}: {exc.strerror}\\n")
+        os._exit(127)
+while True:
+    done, status = os.waitpid(child, os.WNOHANG)
+    if done:
+        code = os.waitstatus_to_exitcode(status)
+        sys.exit(128 - code if code < 0 else code)
+    try:
+        stale = time.time() - os.stat(alive).st_mtime > float(within)
+    except OSError:
+        stale = True
+    if stale:
+        sys.stderr.write("dagmerge: the run's lease was not renewed in time; stopping it\\n")
+        os.killpg(0, signal.SIGKILL)
+    time.sleep(0.2)
 """
 
 
@@ -66,8 +81,14 @@ class ProcessResult:
 def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, extra_env: Mapping[str, str],
         timeout: float, writable: Sequence[Path] = (), readonly: Sequence[Path] = (), hide: Sequence[Path] = (),
         network: bool = False, limits: Limits | None = None, on_output: Callable[[str], None] | None = None,
-        stop: threading.Event | None = None, tail_bytes: int = 64 * 1024) -> ProcessResult:
+        stop: threading.Event | None = None, tail_bytes: int = 64 * 1024,
+        alive_file: Path | None = None, alive_within: float = 0.0) -> ProcessResult:
     """Run ``argv`` confined as ``isolation`` allows, within ``limits``; nothing it started outlives it.
+
+    With ``alive_file``, a watchdog outside the worker (the shim, in the run's own session) kills the run
+    when the file is older than ``alive_within`` seconds: the owner's heartbeat touches it on every lease
+    renewal, so a worker that is stopped (SIGSTOP) or cut off from the database cannot leave its command
+    running past its lease while the sweep hands the task to another run.
 
     bwrap's options reach it through a memfd (``--args``), not its command line: /proc/<pid>/cmdline is
     readable by every user of the machine, and the options hold the environment (the agent's API key).
@@ -94,7 +115,8 @@ def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, ex
         return ProcessResult(125, f"dagmerge: cannot create the run's pids cgroup: {exc}\n", False, 0.0)
     nproc = limits.processes if isolation.processes == "rlimit" else 0
     shim = [sys.executable or "python3", "-I", "-S", "-c", _LIMITS_SHIM,
-            str(group.procs) if group else "", str(nproc), str(limits.file_bytes), "--"]
+            str(group.procs) if group else "", str(nproc), str(limits.file_bytes),
+            str(alive_file or ""), str(alive_within), "--"]
     try:
         proc = subprocess.Popen([*shim, *command], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

@@ -13,6 +13,7 @@ the same task left behind is removed before the next run starts.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import threading
@@ -44,7 +45,8 @@ class LocalSandbox:
     """A task's own repository under ``root`` (``root/work``, ``root/scratch``), confined when it runs."""
 
     def __init__(self, clone: Git, root: Path, lock: Callable[[], AbstractContextManager[None]], *,
-                 isolation: Isolation, trusted: bool = False, hide: Sequence[Path] = (), network: bool = False):
+                 isolation: Isolation, trusted: bool = False, hide: Sequence[Path] = (), network: bool = False,
+                 lease_seconds: float = 0.0):
         if not isolation.isolated and not trusted:
             raise SandboxRefused(
                 f"tasks run only under bubblewrap and it is unavailable ({isolation.reason}); install bubblewrap, "
@@ -54,6 +56,13 @@ class LocalSandbox:
         self._isolation, self._hide, self._network = isolation, tuple(hide), network
         self.isolation = isolation.describe() + (", network on" if network and isolation.isolated else "")
         self._ref = self._start = ""
+        # Touched on every lease renewal; a run whose file goes stale (its worker stopped) is killed at 2/3
+        # of the lease, before the sweep can start another run of the task.
+        self.alive, self._alive_within = root / "alive", lease_seconds * 2 / 3
+
+    def mark_alive(self) -> None:
+        with contextlib.suppress(OSError):  # the folder is gone once another run of the task took over
+            self.alive.touch()
 
     @property
     def git(self) -> Git:
@@ -65,6 +74,7 @@ class LocalSandbox:
         remove_tree(self.root)
         self.workdir.mkdir(parents=True)
         (self.scratch / "home").mkdir(parents=True)
+        self.mark_alive()
         with self._lock():  # the task branch starts at the pinned commit, whatever a dead run left on it
             current = self.clone.rev_parse(ref)
             if current != start_sha:
@@ -95,7 +105,8 @@ class LocalSandbox:
         return run_confined(argv, isolation=self._isolation, workdir=self.workdir, extra_env=env, timeout=timeout,
                             writable=[self.scratch], readonly=[self.clone.repo / "objects", *PYTHON_PREFIXES],
                             hide=self._hide,
-                            network=self._network, on_output=on_output, stop=stop)
+                            network=self._network, on_output=on_output, stop=stop,
+                            alive_file=self.alive if self._alive_within else None, alive_within=self._alive_within)
 
     def commit_all(self, message: str) -> str:
         """Commit what the task left; the result must descend from the start commit. Returns the head."""
