@@ -86,6 +86,8 @@ class Ticket(StatefulModel):
     llm_max_usd = models.DecimalField(max_digits=10, decimal_places=4, default=5)
     llm_invocations = models.PositiveIntegerField(default=0)
     llm_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    llm_reserved_invocations = models.PositiveIntegerField(default=0, help_text="Held by agents running now.")
+    llm_reserved_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     error = models.TextField(blank=True)
     merge_lock_owner = models.CharField(max_length=200, blank=True)
     merge_lock_expires_at = models.DateTimeField(null=True, blank=True)

@@ -20,13 +20,14 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils import timezone
 
 from coordination.domain import dispatch, ownership
-from coordination.domain.budget import llm_settings, ticket_budget
+from coordination.domain.budget import llm_settings
 from coordination.domain.dispatch import Job
 from coordination.domain.tokens import ticket_token
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
 from coordination.running.leases import Heartbeat, Lease
+from coordination.running.llm_budget import reserved_budget
 from coordination.running.sandboxes.base import ProcessResult, Sandbox
 from coordination.running.sandboxes.local import LocalSandbox
 from merges.engine.isolation import Isolation
@@ -158,9 +159,11 @@ def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
     if task.executor == "claude":
         if not isinstance(sandbox, LocalSandbox):
             return ProcessResult(2, "the claude executor runs in local sandboxes only\n", False, 0.0), {}
-        run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
-                              settings=llm_settings(), budget=ticket_budget(task.ticket),
-                              allow_bash=settings.DAGMERGE_CLAUDE_ALLOW_BASH, on_output=on_output)
+        with reserved_budget(task.ticket_id) as reservation:  # parallel agents share, never double, the budget
+            run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
+                                  settings=llm_settings(), budget=reservation.budget,
+                                  allow_bash=settings.DAGMERGE_CLAUDE_ALLOW_BASH, on_output=on_output)
+            reservation.spend(run.invocations, run.cost_usd)
         return run.process, {"llm_invocations": run.invocations, "cost_usd": run.cost_usd, "summary": run.summary}
     try:
         argv = shlex.split(task.command)

@@ -20,6 +20,7 @@ from coordination.domain.synthesis import synthesize
 from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
 from coordination.running.leases import ticket_merge_lease
+from coordination.running.llm_budget import reserved_budget
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
 from coordination.scheduling.rollback import rollback_attempt
@@ -85,11 +86,14 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
                                                "join_id": join.pk if join else None})
         plan = merge_plan(ticket, pending)
         plan.still_leased = lambda: not beat.lost.is_set()
-        attempt = run_attempt(
-            git, plan, ticket_id=ticket.pk, target_ref=ticket.ref,
-            expected_head=ticket.head_sha, join_id=join.pk if join else None,
-            task_id=pending[0].pk if join is None and pending else None,
-        )
+        with reserved_budget(ticket.pk) as reservation:
+            plan.policy.budget = reservation.budget
+            attempt = run_attempt(
+                git, plan, ticket_id=ticket.pk, target_ref=ticket.ref,
+                expected_head=ticket.head_sha, join_id=join.pk if join else None,
+                task_id=pending[0].pk if join is None and pending else None,
+            )
+            reservation.spend(attempt.llm_invocations, float(attempt.llm_cost_usd))
         if attempt.status == "running":
             return  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
