@@ -147,8 +147,8 @@ def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sourc
         onto = converge(git, expected, [Source("reviewed merge", head, fork_point=attempt.base_sha)],
                         message=lambda s: f"Merge reviewed merge #{attempt.pk}\n")
         if not onto.clean:
-            raise GitError(["merge", head], 1, f"{attempt.target_ref} moved on during the review and the reviewed "
-                           "merge no longer applies cleanly onto it")
+            _restart_onto(git, attempt, plan, expected)
+            return
         head = onto.head
     if not plan.still_leased():
         raise LeaseLost(attempt.pk)
@@ -160,6 +160,24 @@ def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sourc
         git.update_ref(attempt.target_ref, head, expected, message="dagmerge: convergence merge")
     attempt.result_sha, attempt.status = head, "merged"
     attempt.pending_sources = []
+
+
+def _restart_onto(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str) -> None:
+    """The target moved on during the review and the reviewed merge no longer applies: merge the sources
+    again onto the new head, in this (new) round. The reviewer's decisions were recorded at approval, so
+    the ``recorded`` resolver settles every conflict that comes back the same; what is left is a new
+    review, told why."""
+    moved_from = attempt.base_sha
+    attempt.base_sha = head
+    git.update_ref(attempt.recovery_ref, head, git.rev_parse(attempt.recovery_ref), message="dagmerge: recovery point")
+    attempt.merge_order, attempt.conflict_scores, attempt.pairwise_conflicts = [], {}, {}
+    plan.current_head = None
+    still = {i["name"] for i in attempt.incoming}
+    _carry_on(git, attempt, plan, head, [s for s in plan.sources if s.name in still])
+    if attempt.status == "conflicted":
+        attempt.review_reason = (f"{attempt.target_ref} moved on during the review ({moved_from[:10]} → {head[:10]}) "
+                                 "and the reviewed merge no longer applied; decisions that still apply were carried "
+                                 f"over, the rest needs a decision: {attempt.review_reason}")
 
 
 def _message(plan: MergePlan, source: Source, note: str = "") -> str:

@@ -173,3 +173,41 @@ def test_a_resolution_a_reviewer_approved_is_reused_when_the_same_conflict_retur
     second = MergeAttempt.objects.get(join__ticket=again)
     assert second.resolvers == {"notes.txt": "recorded"}
     assert "B and C fifty\n" in repo.show(again.branch, "notes.txt")
+
+
+def test_when_the_ticket_moved_on_during_the_review_a_new_round_opens_instead_of_failing(tmp_path, alice):
+    from coordination.models import Ticket
+    from coordination.running import workspace
+
+    b, c = _edit(BASE, {50: "B fifty"}), _edit(BASE, {50: "C fifty"})
+    repo, ticket, pool, attempt = _conflicted(tmp_path, {"notes.txt": b}, {"notes.txt": c})
+    [conflict] = review.current_files(attempt)
+    review.decide_hunk(conflict.pk, 0, "edit", alice, text="B and C fifty")
+    # Other work lands meanwhile and changes the very line the reviewer decided.
+    clone = workspace.clone_git(ticket.repository_id)
+    ticket.refresh_from_db()
+    tree = clone.tree_with(clone.tree_of(ticket.head_sha), {"notes.txt": ("100644", _edit(BASE, {50: "moved"}).encode())})
+    moved = clone.commit_tree(tree, [ticket.head_sha], "other work\n")
+    clone.update_ref(ticket.ref, moved, ticket.head_sha)
+    Ticket.objects.filter(pk=ticket.pk).update(head_sha=moved)
+
+    review_actions.request_approve(attempt.pk, alice)
+    assert pool.wait_idle(timeout=60)
+
+    attempt.refresh_from_db()
+    assert attempt.status == "conflicted" and attempt.round == 2, attempt.error
+    assert "moved on during the review" in attempt.review_reason and attempt.base_sha == moved
+    assert Ticket.objects.get(pk=ticket.pk).status == "awaiting_review"
+    status = "awaiting_review"
+    for _round in range(3):  # each source is merged onto the moved head again: one round per conflicting one
+        attempt.refresh_from_db()
+        for conflict in review.current_files(attempt):
+            for index in range(conflict.hunk_count):
+                review.decide_hunk(conflict.pk, index, "edit", alice, text="all three fifty")
+        review_actions.request_approve(attempt.pk, alice)
+        assert pool.wait_idle(timeout=60)
+        status = drive(ticket.pk, pool, timeout=60)
+        if status != "awaiting_review":
+            break
+    assert status == "done"
+    assert "all three fifty" in repo.show(ticket.branch, "notes.txt")
