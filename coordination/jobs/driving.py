@@ -19,8 +19,8 @@ def drive(ticket_id: int, pool: ThreadDispatcher, on_event: Callable[[Event], No
           timeout: float | None = None, poll: float = 0.2) -> str:
     """Wait until the ticket is done, failed, cancelled or awaiting review; return that status.
 
-    Reports each new event to ``on_event`` as it goes. A ticket that is done is returned only once the
-    pool is idle, so everything its last jobs wrote is in the database.
+    Reports each new event to ``on_event`` as it goes. A status is returned only once the pool is idle,
+    so everything its last jobs wrote is in the database and no queued job (an approve) is left to move it.
     """
     deadline = time.monotonic() + timeout if timeout else None
     seen = 0
@@ -31,7 +31,7 @@ def drive(ticket_id: int, pool: ThreadDispatcher, on_event: Callable[[Event], No
             if on_event:
                 on_event(event)
         status = Ticket.objects.values_list("status", flat=True).get(pk=ticket_id)
-        if status in STOPPING and (idle or status != "done"):
+        if status in STOPPING and idle:  # idle too: a queued approve may be about to move it on
             return status
         if idle:
             raise Stuck(f"nothing left to run, ticket {ticket_id} stays {status}")
