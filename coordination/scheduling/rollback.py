@@ -15,6 +15,7 @@ the sweep (``landing.recover_merge``) — the ref move is idempotent.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -24,10 +25,44 @@ from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
 from coordination.running.leases import ticket_merge_lease
 from coordination.scheduling.publishing import publish_ticket
-from merges.models import MergeAttempt
+from merges.models import MergeAttempt, RecordedResolution
 from merges.recovery import CannotRollBack, mark_rolled_back, roll_back_ref
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RollbackPreview:
+    """What rolling back an attempt undoes (reads only: the rows and the ticket ref)."""
+
+    attempt: MergeAttempt
+    ticket: Ticket
+    undone: list[Task] = field(default_factory=list)  # sources and what succeeded downstream of them
+    withdrawn: int = 0  # recorded resolutions the recorded resolver will no longer reuse
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.problems
+
+
+def preview_rollback(attempt_id: int) -> RollbackPreview:
+    attempt = MergeAttempt.objects.select_related("ticket", "join__continuation").get(pk=attempt_id)
+    ticket = attempt.ticket
+    preview = RollbackPreview(attempt, ticket)
+    if attempt.status != "merged":
+        preview.problems.append(f"merge #{attempt.pk} is {attempt.get_status_display()}: only a merged one rolls back")
+        return preview
+    ref = workspace.clone_git(ticket.repository_id).rev_parse(ticket.ref)
+    if ref != attempt.result_sha:
+        later = MergeAttempt.objects.filter(ticket=ticket, status="merged", pk__gt=attempt.pk).order_by("-pk")
+        preview.problems.append(f"{ticket.branch} moved on since merge #{attempt.pk}; roll back the later merges "
+                                f"first ({', '.join(f'#{a.pk}' for a in later) or 'not made by dagmerge'})")
+    sources = list(ticket.tasks.filter(key__in=[i["name"] for i in attempt.incoming]))
+    preview.undone = sorted((t for t in _with_descendants(ticket, sources) if t.status == "succeeded"),
+                            key=lambda t: t.pk)
+    preview.withdrawn = RecordedResolution.objects.filter(attempt=attempt).count()
+    return preview
 
 
 def rollback_attempt(attempt_id: int, user=None) -> MergeAttempt:

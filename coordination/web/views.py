@@ -11,13 +11,15 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from coordination.models import Task, Ticket
-from coordination.scheduling import operations
+from coordination.scheduling import operations, rollback
 from coordination.web import dashboard, merge_pages
-from coordination.web.permissions import can_operate, operator_required, viewer_required
+from coordination.web.permissions import can_operate, can_review, operator_required, reviewer_required, viewer_required
+from merges.models import MergeAttempt
+from merges.recovery import CannotRollBack
 
 
 @viewer_required
@@ -95,6 +97,38 @@ def cancel_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
     return _back(request, reverse("coordination:ticket_detail", args=[ticket_id]))
 
 
+@reviewer_required
+@require_http_methods(["GET", "POST"])
+def rollback_merge(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    """GET: what rolling the merge back undoes; POST: roll it back (the ticket waits to be resumed or closed)."""
+    attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
+    if request.method == "GET":
+        return _confirm(request, "rollback", rollback.preview_rollback(attempt.pk), status=200)
+    try:
+        rollback.rollback_attempt(attempt.pk, request.user)
+    except CannotRollBack as exc:
+        preview = rollback.preview_rollback(attempt.pk)
+        preview.problems = preview.problems or [str(exc)]
+        return _confirm(request, "rollback", preview, status=409)
+    messages.success(request, f"Merge #{attempt.pk} is rolled back; ticket #{attempt.ticket_id} waits to be resumed "
+                              "or cancelled.")
+    return _back(request, reverse("coordination:ticket_detail", args=[attempt.ticket_id]))
+
+
+@operator_required
+@require_POST
+def resume_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    """A rolled-back ticket goes back to work: its rolled-back tasks run again from the restored head."""
+    get_object_or_404(Ticket, pk=ticket_id)
+    try:
+        rollback.resume_ticket(ticket_id, request.user)
+    except CannotRollBack as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Ticket #{ticket_id} is back at work.")
+    return _back(request, reverse("coordination:ticket_detail", args=[ticket_id]))
+
+
 def _confirm(request: HttpRequest, operation: str, preview, status: int) -> HttpResponse:
     """The preview of an operation: inline under its button (htmx), or as a page of its own."""
     template = f"coordination/partials/{operation}_preview.html" if request.htmx else "coordination/confirm.html"
@@ -107,7 +141,8 @@ def _back(request: HttpRequest, url: str) -> HttpResponse:
 
 
 def _rights(request: HttpRequest) -> dict[str, bool]:
-    return {"staff": request.user.is_staff, "can_operate": can_operate(request.user)}
+    return {"staff": request.user.is_staff, "can_operate": can_operate(request.user),
+            "can_review": can_review(request.user)}
 
 
 def _int(value: str | None) -> int | None:

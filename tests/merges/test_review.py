@@ -186,7 +186,8 @@ def test_when_the_ticket_moved_on_during_the_review_a_new_round_opens_instead_of
     # Other work lands meanwhile and changes the very line the reviewer decided.
     clone = workspace.clone_git(ticket.repository_id)
     ticket.refresh_from_db()
-    tree = clone.tree_with(clone.tree_of(ticket.head_sha), {"notes.txt": ("100644", _edit(BASE, {50: "moved"}).encode())})
+    moved_text = _edit(BASE, {50: "moved"}).encode()
+    tree = clone.tree_with(clone.tree_of(ticket.head_sha), {"notes.txt": ("100644", moved_text)})
     moved = clone.commit_tree(tree, [ticket.head_sha], "other work\n")
     clone.update_ref(ticket.ref, moved, ticket.head_sha)
     Ticket.objects.filter(pk=ticket.pk).update(head_sha=moved)
