@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from merges.engine.agent_checks import marker_lines
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,
     NO_AGENT_SDK,
@@ -15,7 +16,6 @@ from merges.engine.llm import (
     Budget,
     LLMSettings,
     SideIntent,
-    marker_lines,
     resolve_conflicts,
 )
 from tests.fakes.fake_claude import install, recorded_calls
