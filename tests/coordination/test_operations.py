@@ -103,6 +103,23 @@ def test_cancelling_a_ticket_stops_every_unfinished_task_and_open_join(running_t
         operations.cancel_ticket(running_ticket.pk, factories.alice())
 
 
+def test_cancelling_releases_claims_and_closes_a_join_whose_merger_was_lost(running_ticket):
+    from coordination.models import Join, OwnershipClaim
+    from merges.models import MergeAttempt
+
+    b = Task.objects.get(ticket=running_ticket, key="B")
+    OwnershipClaim.objects.create(task=b, pattern="src/**")
+    join = Join.objects.get(ticket=running_ticket)  # D's, from B and C
+    Join.objects.filter(pk=join.pk).update(status="merging")  # its merger died: no merge lease is held
+    stuck = MergeAttempt.objects.create(ticket=running_ticket, join=join, target_ref="refs/heads/x", base_sha="0" * 40)
+
+    operations.cancel_ticket(running_ticket.pk, factories.alice())
+
+    assert not OwnershipClaim.objects.filter(task__ticket=running_ticket, released_at=None).exists()
+    assert Join.objects.get(pk=join.pk).status == "failed"
+    assert MergeAttempt.objects.get(pk=stuck.pk).status == "failed"
+
+
 def test_cancelling_waits_for_a_running_merge_and_gives_up_with_a_reason(running_ticket, monkeypatch):
     monkeypatch.setattr(operations, "CANCEL_LEASE_WAIT_SECONDS", 0.2)
     Ticket.objects.filter(pk=running_ticket.pk).update(
