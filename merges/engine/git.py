@@ -182,6 +182,8 @@ class Git:
             )
         except subprocess.TimeoutExpired as exc:
             raise GitError(args, -1, f"timed out after {exc.timeout:g} s") from None
+        except OSError as exc:  # the repository folder is gone (or git is): say so like any git failure
+            raise GitError(args, -1, f"cannot run git in {cwd or self.repo}: {exc.strerror}") from None
         if proc.returncode not in tuple(ok):
             raise GitError(args, proc.returncode, proc.stderr.decode(errors="replace"))
         return proc
