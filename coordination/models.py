@@ -7,6 +7,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from coordination.domain import states
+from coordination.domain.tokens import new_token_nonce
 
 
 class Repository(models.Model):
@@ -95,6 +96,8 @@ class Ticket(StatefulModel):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Part of the discovered-work token's HMAC; a new value revokes every token given out before.
+    token_nonce = models.CharField(max_length=64, default=new_token_nonce, editable=False)
 
     class Meta:
         ordering = ["-id"]

@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("attempt", type=int)
     rollback.set_defaults(handler=_rollback)
 
+    revoke = sub.add_parser("revoke-token", help="revoke a ticket's discovered-work token (tasks started "
+                            "afterwards get a new one)")
+    revoke.add_argument("ticket", type=int)
+    revoke.set_defaults(handler=_revoke_token)
+
     demo = sub.add_parser("demo", help="create a sample repository and ticket, serve the dashboard")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
@@ -198,6 +203,20 @@ def _rollback(args) -> int:
         print(f"dagmerge: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"merge #{attempt.pk} rolled back: {attempt.target_ref} at {attempt.base_sha[:12]} again")
+    return EXIT_DONE
+
+
+def _revoke_token(args) -> int:
+    from coordination.models import Ticket
+    from coordination.scheduling.ticket_access import revoke_ticket_token
+
+    try:
+        revoke_ticket_token(args.ticket)
+    except Ticket.DoesNotExist:
+        print(f"dagmerge: no ticket {args.ticket}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"ticket {args.ticket}: token revoked; running tasks can no longer use the API, tasks started "
+          "from now on get a new token")
     return EXIT_DONE
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,25 @@ def test_spec_errors_are_one_line_and_a_non_zero_exit(tmp_path, home):
 
     status = dagmerge(home, "status", "1")
     assert status.returncode == 2 and "no ticket 1" in status.stderr
+
+
+def test_revoke_token_gives_the_ticket_a_new_nonce_and_records_it(tmp_path, home):
+    repo = source_repo(tmp_path)
+    assert dagmerge(home, "submit", str(_spec(tmp_path, repo, [{"key": "A", "command": "true"}]))).returncode == 0
+    database = sqlite3.connect(home / "dagmerge.sqlite3")
+
+    def nonce() -> str:
+        return database.execute("SELECT token_nonce FROM coordination_ticket WHERE id = 1").fetchone()[0]
+
+    before = nonce()
+    proc = dagmerge(home, "revoke-token", "1")
+
+    assert proc.returncode == 0 and "ticket 1: token revoked" in proc.stdout
+    assert len(before) == 32 and nonce() != before
+    events = database.execute("SELECT payload FROM coordination_event WHERE kind = 'ticket.token_revoked'")
+    assert [json.loads(payload) for (payload,) in events] == [{"by": "cli"}]
+    unknown = dagmerge(home, "revoke-token", "99")
+    assert unknown.returncode == 2 and unknown.stderr == "dagmerge: no ticket 99\n"
 
 
 def test_bad_settings_stop_the_start_with_a_clear_message(tmp_path, home):

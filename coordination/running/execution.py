@@ -195,7 +195,7 @@ def task_environment(task: Task, sandbox: Sandbox, context_path: str) -> dict[st
         DAGMERGE_CONTEXT=context_path,
         DAGMERGE_RESULT=str(sandbox.scratch / "result.json"),
         DAGMERGE_API_URL=f"{settings.DAGMERGE_API_URL}/api/tickets/{task.ticket_id}",
-        DAGMERGE_TOKEN=ticket_token(task.ticket_id),
+        DAGMERGE_TOKEN=ticket_token(task.ticket_id, task.ticket.token_nonce),
     ))
 
 

@@ -57,7 +57,11 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
 
 
 def add_task(ticket: Ticket, spec: TaskSpec) -> Task:
-    """Create a task under ``ticket``; its join (two or more parents) registers itself."""
+    """Create a task under ``ticket``; its join (two or more parents) registers itself.
+
+    Parents must exist already, so the only cycle a task added to a running ticket could make is itself."""
+    if spec.key in spec.depends_on:
+        raise SpecError(f"task {spec.key} depends on itself")
     parents = list(ticket.tasks.filter(key__in=spec.depends_on))
     missing = set(spec.depends_on) - {p.key for p in parents}
     if missing:
