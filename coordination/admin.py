@@ -1,89 +1,126 @@
-"""Admin for the coordination models. State columns are read-only: statuses move only through
-``transition()``, which writes the Event that the live view and the audit trail rely on."""
+"""Admin for the coordination models: an audit view, not a side door.
+
+What runs on the workers — commands, instructions, executors, ownership globs, dependencies, timeouts, the
+verify command, review policy, thresholds, budgets, leases, sandboxes, join sources and strategies — is
+decided by the spec path (``dagmerge submit``, the API), which validates it and writes the events. Here
+every field is read-only unless an admin class lists it in ``editable`` (titles only), nothing is added or
+deleted, and each change that is allowed is an ``admin.changed`` Event naming who changed which fields.
+Statuses move only through ``transition()``.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from coordination.models import Event, Join, OwnershipClaim, Repository, Task, Ticket
 from coordination.scheduling.rollback import rollback_attempt
+from coordination.scheduling.ticket_access import revoke_ticket_token
 from coordination.web.permissions import can_review
 from merges.admin import MergeAttemptAdmin, ReadOnly
 from merges.models import MergeAttempt
 from merges.recovery import CannotRollBack
 
-TICKET_STATE = ("status", "base_sha", "head_sha", "published_sha", "llm_invocations", "llm_cost_usd", "error",
-                "created_at", "updated_at", "finished_at")
-TASK_STATE = ("status", "start_sha", "head_sha", "landed", "result", "synthesis_context", "attempts", "log",
-              "error", "lease_owner", "lease_expires_at", "started_at", "finished_at", "created_at",
-              "updated_at")
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Read-only except the fields named in ``editable`` (an allow-list: a new model field is read-only
+    until someone decides otherwise); no adding, no deleting; every saved change is an Event."""
+
+    editable: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        opts = self.model._meta
+        hidden = set(self.exclude or ())
+        return [f.name for f in (*opts.concrete_fields, *opts.many_to_many)
+                if not f.primary_key and f.name not in self.editable and f.name not in hidden]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tickets and tasks come through the spec path, which validates them
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # deleting a task would release its dependants; cancelling is the dashboard's
+
+    def save_model(self, request: HttpRequest, obj: Model, form: ModelForm, change: bool) -> None:
+        """Write only the allowed fields the form changed (a full save could put back a status a worker
+        moved meanwhile), and the Event with it: the admin's view runs in one transaction."""
+        changed = sorted(name for name in form.changed_data if name in self.editable)
+        if not changed:
+            return
+        obj.save(update_fields=[*changed, "updated_at"])
+        Event.record(obj.event_ticket, "admin.changed", {
+            "by": request.user.get_username(), "model": obj._meta.model_name, "id": obj.pk, "fields": changed,
+        })
 
 
 @admin.register(Repository)
-class RepositoryAdmin(admin.ModelAdmin):
+class RepositoryAdmin(ReadOnly, admin.ModelAdmin):
+    """Repositories register themselves on the first submit of a spec naming them."""
+
     list_display = ("name", "url_or_path", "default_branch", "sandbox_backend", "created_at")
     list_filter = ("sandbox_backend",)
     search_fields = ("name", "url_or_path")
 
 
-class TaskInline(admin.TabularInline):
+class TaskInline(ReadOnly, admin.TabularInline):
     model = Task
     fields = ("key", "title", "executor", "status", "head_sha", "started_at", "finished_at")
-    readonly_fields = ("status", "head_sha", "started_at", "finished_at")
     extra = 0
     show_change_link = True
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(AuditedAdmin):
     list_display = ("id", "title", "repository", "status", "created_by", "created_at")
     list_filter = ("status", "review_policy", "repository")
     search_fields = ("title", "base_branch", "head_sha")
     list_select_related = ("repository", "created_by")
-    readonly_fields = TICKET_STATE
-    raw_id_fields = ("created_by",)
+    editable = ("title",)
+    exclude = ("token_nonce",)  # harmless without the secret key, but of no use to a reader either
     inlines = [TaskInline]
+    actions = ["revoke_token"]
+
+    @admin.action(description="Revoke the discovered-work token (running tasks lose API access)",
+                  permissions=["change"])
+    def revoke_token(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
+        for ticket_id in queryset.values_list("pk", flat=True):
+            revoke_ticket_token(ticket_id, request.user)
+        self.message_user(request, f"revoked the token of {queryset.count()} ticket(s)", messages.SUCCESS)
 
 
-class OwnershipClaimInline(admin.TabularInline):
+class OwnershipClaimInline(ReadOnly, admin.TabularInline):
     model = OwnershipClaim
     fields = ("pattern", "created_at", "released_at")
-    readonly_fields = ("created_at", "released_at")
     extra = 0
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(AuditedAdmin):
     list_display = ("key", "title", "ticket", "status", "executor", "attempts", "started_at", "finished_at")
     list_filter = ("status", "executor", "landed", "ticket")
     search_fields = ("key", "title", "head_sha")
     list_select_related = ("ticket",)
-    readonly_fields = TASK_STATE
-    raw_id_fields = ("ticket", "depends_on")  # a picker of every task of every ticket would not load
+    editable = ("title",)
     inlines = [OwnershipClaimInline]
 
 
 @admin.register(Join)
-class JoinAdmin(admin.ModelAdmin):
+class JoinAdmin(ReadOnly, admin.ModelAdmin):
+    """A join registers itself when a task gets its second parent; its sources and strategy are the spec's."""
+
     list_display = ("id", "continuation", "ticket", "status", "merge_strategy", "updated_at")
     list_filter = ("status", "ticket")
     search_fields = ("continuation__key",)
     list_select_related = ("ticket", "continuation")
-    readonly_fields = ("status", "created_at", "updated_at")
-    raw_id_fields = ("ticket", "continuation", "sources")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a join registers itself when a task gets its second parent
 
 
 @admin.register(OwnershipClaim)
-class OwnershipClaimAdmin(admin.ModelAdmin):
+class OwnershipClaimAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("pattern", "task", "created_at", "released_at")
     list_filter = (("released_at", admin.EmptyFieldListFilter), "task__ticket")
     search_fields = ("pattern", "task__key")
     list_select_related = ("task",)
-    raw_id_fields = ("task",)
 
 
 @admin.register(Event)
