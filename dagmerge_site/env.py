@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -48,3 +49,14 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_proxy_header(name: str) -> tuple[str, str] | None:
+    """The header a TLS-ending proxy sets to ``https`` (``X-Forwarded-Proto``), as Django's
+    SECURE_PROXY_SSL_HEADER; None when unset. Trust it only behind a proxy that always sets it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9-]+", raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an HTTP header name (like X-Forwarded-Proto)")
+    return "HTTP_" + raw.upper().replace("-", "_"), "https"

@@ -7,13 +7,16 @@ PostgreSQL and Redis for several workers on several hosts.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dagmerge_site.env import env_bool, env_choice, env_int, env_list, env_str
+from dagmerge_site.env import env_bool, env_choice, env_int, env_list, env_proxy_header, env_str
 
 SITE_DIR = Path(__file__).resolve().parent
 
@@ -31,25 +34,58 @@ DAGMERGE_HOME = Path(env_str("DAGMERGE_HOME", "var")).resolve()
 DAGMERGE_WORKSPACE = Path(env_str("DAGMERGE_WORKSPACE", str(DAGMERGE_HOME / "workspace"))).resolve()
 # Task code runs only under bubblewrap unless the operator says it is trusted (no confinement at all).
 DAGMERGE_TRUSTED_CODE = env_bool("DAGMERGE_TRUSTED_CODE", False)
+# Generated secrets (the secret key) live here, apart from the workspace, whose worktrees tasks write in.
+DAGMERGE_SECRETS_DIR = Path(env_str("DAGMERGE_SECRETS_DIR", str(DAGMERGE_HOME / "secrets"))).resolve()
+if DAGMERGE_WORKSPACE.is_relative_to(DAGMERGE_SECRETS_DIR) or DAGMERGE_SECRETS_DIR.is_relative_to(DAGMERGE_WORKSPACE):
+    raise ImproperlyConfigured(f"DAGMERGE_SECRETS_DIR ({DAGMERGE_SECRETS_DIR}) and DAGMERGE_WORKSPACE "
+                               f"({DAGMERGE_WORKSPACE}) must not contain each other: tasks work in the workspace")
 DAGMERGE_HOME.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key() -> str:
-    key = env_str("DAGMERGE_SECRET_KEY")
-    if key:
-        return key
-    # Embedded default: one random key per installation, kept beside the database.
-    path = DAGMERGE_HOME / "secret_key"
+def _generated_secret(name: str) -> str:
+    """A random secret made once per installation, in DAGMERGE_SECRETS_DIR (0700, the file 0600).
+
+    Several processes may start at once on a fresh home: each writes its candidate to a file of its own and
+    links it into place; the link fails for all but the first, and everyone reads the winner.
+    """
+    folder = DAGMERGE_SECRETS_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    path = folder / name
+    legacy = DAGMERGE_HOME / name  # where it used to be: moved, so sessions and task tokens stay valid
+    if legacy.is_file() and not path.exists():
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.replace(legacy, path)
+            path.chmod(0o600)
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(50))
+        fd, candidate = tempfile.mkstemp(dir=folder)  # 0600
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(50))
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(candidate)
     return path.read_text().strip()
+
+
+def _secret_key() -> str:
+    return env_str("DAGMERGE_SECRET_KEY") or _generated_secret("secret_key")
 
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DAGMERGE_DEBUG", False)
 ALLOWED_HOSTS = env_list("DAGMERGE_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DAGMERGE_CSRF_TRUSTED_ORIGINS", "")
+# HTTPS, usually behind a proxy that ends TLS (the README's production environment sets all of these; the
+# embedded default serves plain HTTP on localhost, so they are off unless set).
+SECURE_SSL_REDIRECT = env_bool("DAGMERGE_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = env_proxy_header("DAGMERGE_PROXY_SSL_HEADER")
+SECURE_HSTS_SECONDS = env_int("DAGMERGE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DAGMERGE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DAGMERGE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DAGMERGE_SECURE_COOKIES", False)
 
 INSTALLED_APPS = [
     "daphne",

@@ -37,11 +37,12 @@ HOME_SECRETS = (".ssh", ".claude", ".claude.json", ".config", ".gnupg", ".netrc"
 
 
 def hidden_from_tasks() -> list[Path]:
-    """What a confined task must not see: dagmerge's home and workspace (database, secret key, every other
-    task and clone), the credentials in the worker's home, and /run (the database's and docker's sockets).
-    The task's own folder and the clone's objects are bound back inside it."""
+    """What a confined task must not see: dagmerge's home, secrets folder and workspace (database, secret
+    key, every other task and clone), the credentials in the worker's home, and /run (the database's and
+    docker's sockets). The task's own folder and the clone's objects are bound back inside it."""
     home = Path.home()
-    hidden = {settings.DAGMERGE_HOME, settings.DAGMERGE_WORKSPACE, Path("/run"), *(home / s for s in HOME_SECRETS)}
+    hidden = {settings.DAGMERGE_HOME, settings.DAGMERGE_SECRETS_DIR, settings.DAGMERGE_WORKSPACE, Path("/run"),
+              *(home / s for s in HOME_SECRETS)}
     return sorted(p for p in hidden if p != Path("/"))
 
 
