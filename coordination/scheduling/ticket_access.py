@@ -1,15 +1,16 @@
 """Who may use a ticket's API: the discovered-work token, checked and revoked.
 
 A running task holds its ticket's token (``DAGMERGE_TOKEN``). It opens that ticket only; it stops working
-when the ticket ends (done or cancelled — a failed ticket can be retried, so its token lives on), and at
-once when someone revokes it (say a task printed it to a log others read). Tasks started after a revocation
-get the new token.
+when the ticket ends (done or cancelled: a failed or rolled-back ticket can go back to work, so its token
+lives on, and a done ticket that is rolled back gets it back), and at once when someone revokes it (say a
+task printed it to a log others read). Tasks started after a revocation get the new token.
 """
 
 from __future__ import annotations
 
 from django.db import transaction
 
+from coordination.domain import states
 from coordination.domain.tokens import new_token_nonce, token_grants
 from coordination.models import Event, Ticket
 
@@ -26,7 +27,7 @@ def check_ticket_token(ticket_id: int, token: str) -> None:
     row = Ticket.objects.filter(pk=ticket_id).values_list("token_nonce", "status").first()
     if row is None or not token_grants(ticket_id, row[0], token):
         raise TokenRefused(f"this token does not open ticket {ticket_id}")
-    if Ticket.machine.is_final(row[1]):
+    if row[1] in states.TICKET_ENDED:
         raise TokenRefused(f"ticket {ticket_id} is {row[1]}: its token has expired")
 
 
