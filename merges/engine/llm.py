@@ -201,8 +201,9 @@ def message_lines(message: Any) -> list[str]:
 
 def _tool_subject(arguments: dict[str, Any]) -> str:
     for key in ("file_path", "path", "pattern", "command", "url"):
-        if isinstance(arguments.get(key), str):
-            return arguments[key][:200]
+        value = arguments.get(key)
+        if isinstance(value, str):
+            return value[:200]
     return ""
 
 
