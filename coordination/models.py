@@ -32,6 +32,7 @@ class StatefulModel(models.Model):
     """A row whose ``status`` only moves along its state machine, each move logged as an Event."""
 
     machine: states.StateMachine
+    status: str  # each model declares it, with its machine's choices
 
     class Meta:
         abstract = True

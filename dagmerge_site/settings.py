@@ -170,7 +170,9 @@ else:
 BROKER_DIR = DAGMERGE_HOME / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("DAGMERGE_VISIBILITY_TIMEOUT", 3600, 60)}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
+        "visibility_timeout": env_int("DAGMERGE_VISIBILITY_TIMEOUT", 3600, 60),
+    }
 else:
     for folder in ("queue", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
@@ -186,7 +188,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "git"
-CELERY_TASK_QUEUES = {"agents": {}, "git": {}}  # coordination.domain.dispatch.Queue
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"agents": {}, "git": {}}  # coordination.domain.dispatch.Queue
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "coordination.sweep", "schedule": env_int("DAGMERGE_SWEEP_SECONDS", 30, 1)},

@@ -57,10 +57,10 @@ def run_attempt(git: Git, plan: MergePlan, *, ticket_id: int, target_ref: str, e
 
 
 def continue_attempt(git: Git, attempt: MergeAttempt, plan: MergePlan,
-                     resolved: Mapping[str, tuple[str, bytes] | None] | None, note: str) -> MergeAttempt:
+                     resolved: Mapping[str, tuple[str, bytes | str] | None] | None, note: str) -> MergeAttempt:
     """Carry on after a person settled the current round. ``resolved`` maps each conflicted path to its
-    (mode, content), or None to delete it; ``resolved`` None: the conflicting source is not merged (dropped,
-    or the round was a failed verification the person accepts). The remaining sources merge as before."""
+    (mode, content or a blob's id), or None to delete it; ``resolved`` None: the conflicting source is not merged
+    (dropped, or the round was a failed verification the person accepts). The remaining sources merge as before."""
 
     def resume() -> None:
         by_name = {s.name: s for s in plan.sources}
@@ -119,6 +119,7 @@ def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sourc
         head = result.head
         if result.clean:
             break
+        assert result.conflict_source is not None and result.conflict is not None  # not clean: it stopped at one
         source = by_name[result.conflict_source]
         details = describe_conflicts(git, result.conflict)
         sides = [plan.sides[n] for n in (*attempt.merge_order, source.name) if n in plan.sides]

@@ -105,7 +105,7 @@ def decide_file(conflict_file_id: int, choice: str, user, text: str | None = Non
             "ours": conflict.ours_text, "theirs": conflict.theirs_text, "proposal": conflict.proposed_resolution,
             "edit": text, "keep": conflict.ours_text if conflict.ours_oid else conflict.theirs_text,
         }.get(choice)
-        side_oid = {"ours": conflict.ours_oid, "theirs": conflict.theirs_oid, "keep": existing}.get(choice)
+        side_oid = {"ours": conflict.ours_oid, "theirs": conflict.theirs_oid, "keep": existing}.get(choice, "")
         if choice in ("ours", "theirs", "keep") and not side_oid:
             choice, content = "delete", None  # taking the side that deleted the file
         if choice != "delete" and content is None and not side_oid:

@@ -199,7 +199,7 @@ def _regex(segments: Sequence[_Segment]) -> str:
 
 
 def _atom_regex(atom: _Atom) -> str:
-    if atom == _STAR:
+    if isinstance(atom, str):  # _STAR, the one atom that is not a character set
         return "[^/]*"
     if atom == _ANY:
         return "[^/]"
@@ -303,14 +303,14 @@ def _common_segment(x: _Segment, y: _Segment) -> str | None:
             yield "", (i, j + 1, taken)
         if here is None or there is None:
             return
-        if isinstance(here, str) and isinstance(there, str):  # two stars take any character together
-            chars, following = _ANY, (i, j, True)
-        elif isinstance(here, str):
-            chars, following = there, (i, j + 1, True)
-        elif isinstance(there, str):
-            chars, following = here, (i + 1, j, True)
-        else:
+        if isinstance(here, tuple) and isinstance(there, tuple):
             chars, following = _intersect(here, there), (i + 1, j + 1, True)
+        elif isinstance(here, tuple):  # there is a star
+            chars, following = here, (i + 1, j, True)
+        elif isinstance(there, tuple):  # here is a star
+            chars, following = there, (i, j + 1, True)
+        else:  # two stars take any character together
+            chars, following = _ANY, (i, j, True)
         if chars:
             yield _example_char(chars), following
 

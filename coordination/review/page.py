@@ -232,6 +232,7 @@ def line_diff(base: list[str], side: list[str]) -> list[DiffLine]:
 def clean_changes(conflict: ConflictFile) -> list[DiffLine]:
     """What git merged without conflict in this file: the base against git's result with every conflict
     region put back to its base text, so only the clean changes remain."""
+    assert conflict.base_text is not None and conflict.merged_text is not None  # a text conflict: file_view checks
     merged = conflict.merged_text.split("\n")
     out: list[str] = []
     position = 0

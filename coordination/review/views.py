@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from coordination.review import actions as review_actions
 from coordination.review import page as review_page
+from coordination.web.htmx import HtmxHttpRequest
 from coordination.web.permissions import can_operate, can_review, reviewer_required, viewer_required
 from merges import review
 from merges.models import ConflictFile, MergeAttempt
@@ -39,7 +40,7 @@ def file_fragment(request: HttpRequest, attempt_id: int, file_id: int) -> HttpRe
 
 @reviewer_required
 @require_POST
-def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+def decide_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
@@ -48,7 +49,7 @@ def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int)
 
 @reviewer_required
 @require_POST
-def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+def undo_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
                     lambda: review.undo_hunk(conflict.pk, index, request.user))
@@ -56,7 +57,7 @@ def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -
 
 @reviewer_required
 @require_POST
-def decide_file(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
+def decide_file(request: HtmxHttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"file-{file_id}",
@@ -72,7 +73,7 @@ def _choice(request: HttpRequest) -> tuple[str, str | None]:
 
 @reviewer_required
 @require_POST
-def approve(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def approve(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     try:
         attempt = review_actions.request_approve(attempt.pk, request.user)
@@ -85,7 +86,7 @@ def approve(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 @reviewer_required
 @require_POST
-def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def retry_with_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     hint = request.POST.get("hint", "").strip()
     if not hint:
@@ -100,7 +101,7 @@ def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 @reviewer_required
 @require_POST
-def drop_source(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def drop_source(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     source = request.POST.get("source", "")
     try:
@@ -115,7 +116,7 @@ def _file(attempt_id: int, file_id: int) -> tuple[MergeAttempt, ConflictFile]:
     return conflict.attempt, conflict
 
 
-def _decided(request: HttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
+def _decided(request: HtmxHttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
              ) -> HttpResponse:
     status = 200
     try:
@@ -129,7 +130,7 @@ def _decided(request: HttpRequest, attempt: MergeAttempt, conflict: ConflictFile
     return HttpResponse(review_page.render_file(request, attempt, conflict, can_review=True), status=status)
 
 
-def _refused(request: HttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
+def _refused(request: HtmxHttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
     """The gate (or a stale page) said no: the summary with the reasons, or the page with a message."""
     if not request.htmx:
         for problem in problems:
@@ -142,7 +143,7 @@ def _refused(request: HttpRequest, attempt: MergeAttempt, problems: list[str], s
                   {**context, "summary": summary, "can_review": True, "refused": True}, status=status)
 
 
-def _outcome(request: HttpRequest, attempt: MergeAttempt, what: str) -> HttpResponse:
+def _outcome(request: HtmxHttpRequest, attempt: MergeAttempt, what: str) -> HttpResponse:
     """After approve or drop: a new conflict round is a new review; otherwise the outcome in place, and the
     page's live view shows the continuation run."""
     attempt.refresh_from_db()
@@ -157,5 +158,5 @@ def _outcome(request: HttpRequest, attempt: MergeAttempt, what: str) -> HttpResp
                   {**context, "can_review": True, "outcome": what})
 
 
-def _back(request: HttpRequest, url: str) -> HttpResponse:
+def _back(request: HtmxHttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)

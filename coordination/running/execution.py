@@ -113,7 +113,7 @@ def execute(task: Task, heartbeat: Heartbeat | None = None) -> Outcome:
             "head": head,
             "output_tail": process.output_tail[-4000:],
             "duration_s": round(process.duration_s, 3),
-            "isolation": getattr(sandbox, "isolation", "daytona"),
+            "isolation": sandbox.isolation,
             **spend,
         }
         outside = ownership.violations(task.owned_files, result["changed_files"])

@@ -16,6 +16,7 @@ def charge_llm(ticket_id: int) -> None:
                                                                        usd=Sum("llm_cost_usd"))
     invocations, usd = spent["n"] or 0, spent["usd"] or Decimal(0)
     for result in Task.objects.filter(ticket_id=ticket_id).exclude(result=None).values_list("result", flat=True):
+        assert result is not None  # excluded by the query
         invocations += result.get("llm_invocations", 0)
         usd += Decimal(str(result.get("cost_usd", 0)))
     Ticket.objects.filter(pk=ticket_id).update(llm_invocations=invocations, llm_cost_usd=usd)

@@ -80,19 +80,19 @@ class TicketConsumer(AsyncWebsocketConsumer):
             return
         self.pending.add(message["event_id"])
         if self.flushing is None:
-            self.flushing = asyncio.create_task(self._flush())
+            self.flushing = asyncio.create_task(self._flush(self.view))
 
-    async def _flush(self) -> None:
+    async def _flush(self, view: LiveView) -> None:
         """Render pending events, one batch at a time, so messages leave in the order of their state."""
         try:
             while self.pending:
                 await asyncio.sleep(COALESCE_SECONDS)
                 batch, self.pending = self.pending, set()
                 try:
-                    html = await database_sync_to_async(self.view.update)(batch)
+                    html = await database_sync_to_async(view.update)(batch)
                 except Exception:
                     log.exception("live view: rendering events %s of ticket %s failed", sorted(batch),
-                                  self.view.ticket_id)
+                                  view.ticket_id)
                     continue
                 if html:
                     await self.send(text_data=html)

@@ -121,7 +121,8 @@ def _tasks(ticket_id: int, ids: set[int] | None = None) -> list[Task]:
     rows = list(tasks if ids is None else tasks.filter(pk__in=ids))
     pattern = task_url(ticket_id, "KEY")
     for task in rows:
-        task.href = pattern.replace("KEY", task.key)
+        # Not a field: the row's link, which the template reads when it is there.
+        task.href = pattern.replace("KEY", task.key)  # type: ignore[attr-defined]
     return rows
 
 
@@ -129,11 +130,11 @@ def _header(ticket_id: int) -> dict[str, Any]:
     """The ticket header: raises Http404 for an unknown ticket, so it is read first."""
     ticket = get_object_or_404(Ticket.objects.select_related("repository"), pk=ticket_id)
     publish = Event.objects.filter(ticket_id=ticket_id, kind__in=PUBLISH_EVENTS).last()
-    failed = publish is not None and publish.kind == "publish.failed"
+    failed = publish if publish is not None and publish.kind == "publish.failed" else None
     return {
         "ticket": ticket,
         "progress": _progress(ticket_id),
-        "publish_error": publish.payload.get("error", "") if failed else "",
+        "publish_error": failed.payload.get("error", "") if failed else "",
     }
 
 
@@ -322,10 +323,10 @@ class LiveView:
                 mark = dagsvg.node_mark(node, task_url(self.ticket_id, node.key))
                 parts.append(self._partial("dag_mark", target=f"dag-node-{node.id}", mark=mark))
         if ids["diamond"]:
-            for *row, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
+            for join_id, continuation_id, status, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
                     "id", "continuation_id", "status", "continuation__key"):
-                mark = dagsvg.join_mark(dagsvg.JoinMark(*row), key)
-                parts.append(self._partial("dag_mark", target=f"dag-join-{row[0]}", mark=mark))
+                mark = dagsvg.join_mark(dagsvg.JoinMark(join_id, continuation_id, status), key)
+                parts.append(self._partial("dag_mark", target=f"dag-join-{join_id}", mark=mark))
         if "table" in ids:
             tasks = _tasks(self.ticket_id)
             self.known_tasks = {t.pk for t in tasks}
@@ -343,6 +344,7 @@ class LiveView:
         if "nav" in ids:
             parts.append(self._partial("nav_reviews", reviews_waiting=merge_pages.reviews_waiting()))
         if "detail" in ids:
+            assert self.task_id is not None  # only a task's page asks for its detail
             task = Task.objects.get(pk=self.task_id)
             parts.append(self._partial("task_summary", task=task, **_task_detail(task)))
         if "log" in ids or "log-snapshot" in ids:
@@ -352,6 +354,7 @@ class LiveView:
 
     def _log(self, snapshot: bool) -> str:
         """The new end of the log, appended in the browser; the whole log when it was reset or asked for."""
+        assert self.task_id is not None  # only a task's page shows a log
         offset = 0 if snapshot else self.log_len
         length, tail = Task.objects.filter(pk=self.task_id).values_list(
             Length("log"), Substr("log", offset + 1)).get()

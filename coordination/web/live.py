@@ -67,6 +67,7 @@ class EventRelay:
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._ready = loop.create_future()
             self._task = loop.create_task(self._run(self._ready), name="dagmerge-event-relay")
+        assert self._ready is not None  # made with the task
         await asyncio.shield(self._ready)
 
     async def _run(self, ready: asyncio.Future) -> None:

@@ -17,13 +17,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from coordination.models import Task, Ticket
 from coordination.scheduling import operations, rollback
 from coordination.web import dashboard, merge_pages
+from coordination.web.htmx import HtmxHttpRequest
 from coordination.web.permissions import can_operate, can_review, operator_required, reviewer_required, viewer_required
 from merges.models import MergeAttempt
 from merges.recovery import CannotRollBack
 
 
 @viewer_required
-def ticket_list(request: HttpRequest) -> HttpResponse:
+def ticket_list(request: HtmxHttpRequest) -> HttpResponse:
     page = dashboard.ticket_list(request.GET.get("page"))
     if request.htmx:
         return render(request, "coordination/partials/ticket_table.html", {"page": page})
@@ -67,7 +68,7 @@ def merge_attempt(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 @operator_required
 @require_http_methods(["GET", "POST"])
-def retry_task(request: HttpRequest, ticket_id: int, key: str) -> HttpResponse:
+def retry_task(request: HtmxHttpRequest, ticket_id: int, key: str) -> HttpResponse:
     """GET: what a retry would put back to work (and what it cannot); POST: do it."""
     task = get_object_or_404(Task, ticket_id=ticket_id, key=key)
     if request.method == "GET":
@@ -82,7 +83,7 @@ def retry_task(request: HttpRequest, ticket_id: int, key: str) -> HttpResponse:
 
 @operator_required
 @require_http_methods(["GET", "POST"])
-def cancel_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def cancel_ticket(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
     """GET: what cancelling stops; POST: cancel."""
     get_object_or_404(Ticket, pk=ticket_id)
     if request.method == "GET":
@@ -99,7 +100,7 @@ def cancel_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @reviewer_required
 @require_http_methods(["GET", "POST"])
-def rollback_merge(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def rollback_merge(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     """GET: what rolling the merge back undoes; POST: roll it back (the ticket waits to be resumed or closed)."""
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     if request.method == "GET":
@@ -117,7 +118,7 @@ def rollback_merge(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def resume_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def resume_ticket(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
     """A rolled-back ticket goes back to work: its rolled-back tasks run again from the restored head."""
     get_object_or_404(Ticket, pk=ticket_id)
     try:
@@ -129,14 +130,14 @@ def resume_ticket(request: HttpRequest, ticket_id: int) -> HttpResponse:
     return _back(request, reverse("coordination:ticket_detail", args=[ticket_id]))
 
 
-def _confirm(request: HttpRequest, operation: str, preview, status: int) -> HttpResponse:
+def _confirm(request: HtmxHttpRequest, operation: str, preview, status: int) -> HttpResponse:
     """The preview of an operation: inline under its button (htmx), or as a page of its own."""
     template = f"coordination/partials/{operation}_preview.html" if request.htmx else "coordination/confirm.html"
     return render(request, template, {"operation": operation, "preview": preview,
                                       "partial": f"coordination/partials/{operation}_preview.html"}, status=status)
 
 
-def _back(request: HttpRequest, url: str) -> HttpResponse:
+def _back(request: HtmxHttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from merges.engine.git import Git, MergeTreeResult
+from merges.engine.git import Git, MergeTreeResult, StageEntry
 
 MAX_TEXT_BYTES = 2 * 1024 * 1024
 
@@ -29,7 +30,7 @@ class Hunk:
     end: int = 0  # 1-based line of the ">>>>>>>" marker
     has_base: bool = False  # diff3 style: the "|||||||" section was there, so ``base`` is known
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "ours": self.ours, "base": self.base,
                 "theirs": self.theirs}
 
@@ -90,7 +91,7 @@ def _text(blob: bytes | None) -> str | None:
         return None
 
 
-def _kind(types: list[str], base, ours, theirs) -> str:
+def _kind(types: list[str], base: StageEntry | None, ours: StageEntry | None, theirs: StageEntry | None) -> str:
     joined = " ".join(types).lower()
     if "rename" in joined:
         return "rename"

@@ -111,9 +111,9 @@ def converge(
     for s in sources:
         result.scores[s.name] = 0
         cached[s.name] = None
-    for s, (merged, hunks) in zip(needs_merge, scorer.merge_all([(head, s.sha) for s in needs_merge]),
+    for s, (scored, hunks) in zip(needs_merge, scorer.merge_all([(head, s.sha) for s in needs_merge]),
                                   strict=True):
-        result.scores[s.name], cached[s.name] = hunks, merged
+        result.scores[s.name], cached[s.name] = hunks, scored
 
     remaining = [s.name for s in sources]
     dirty: set[str] = set()  # a merge touched their paths since they were scored: re-score before trusting
@@ -127,15 +127,16 @@ def converge(
         pick = pick_next()
         # One merge-tree process for the pick and every stale score: re-scoring costs no process of its own.
         batch = [n for n in remaining if n in dirty or (n == pick and cached[n] is None)]
-        for n, (merged, hunks) in zip(
+        for n, (scored, hunks) in zip(
             batch, scorer.merge_all([(result.head, by_name[n].sha) for n in batch]), strict=True
         ):
-            result.scores[n], cached[n] = hunks, merged
+            result.scores[n], cached[n] = hunks, scored
         dirty.clear()
         if batch and pick_next() != pick:  # a fresh score reorders (e.g. the path filter missed a conflict)
             continue
         source = by_name[pick]
         merged = cached[pick]
+        assert merged is not None  # the batch above merged the pick whenever its result was unknown
         if not merged.clean:
             result.pending = [pick] + [n for n in remaining if n != pick]
             result.conflict_source, result.conflict = pick, merged

@@ -17,9 +17,10 @@ import functools
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from merges.engine.processes import check_io_allowed
 
@@ -188,7 +189,7 @@ class Git:
             raise GitError(args, proc.returncode, proc.stderr.decode(errors="replace"))
         return proc
 
-    def text(self, *args: str, **kwargs) -> str:
+    def text(self, *args: str, **kwargs: Any) -> str:
         return self.run(*args, **kwargs).stdout.decode().strip()
 
     # -- refs -----------------------------------------------------------------------------------
@@ -260,7 +261,7 @@ class Git:
     def write_blob(self, content: bytes) -> str:
         return self.text("hash-object", "-w", "--stdin", input=content)
 
-    def tree_with(self, base_tree: str, files: dict[str, tuple[str, bytes | str] | None]) -> str:
+    def tree_with(self, base_tree: str, files: Mapping[str, tuple[str, bytes | str] | None]) -> str:
         """``base_tree`` with some paths replaced or removed (None), via a scratch index. A replacement is
         (mode, content bytes) or (mode, the id of a blob already in the repository)."""
         lines = []

@@ -201,8 +201,9 @@ def message_lines(message: Any) -> list[str]:
 
 def _tool_subject(arguments: dict[str, Any]) -> str:
     for key in ("file_path", "path", "pattern", "command", "url"):
-        if isinstance(arguments.get(key), str):
-            return arguments[key][:200]
+        value = arguments.get(key)
+        if isinstance(value, str):
+            return value[:200]
     return ""
 
 
@@ -303,7 +304,7 @@ def _run_with_retries(worktree: Path, prompt: str, settings: LLMSettings, budget
 
 
 def _resolver_options(worktree: Path, settings: LLMSettings, budget: Budget, usd_used: float) -> ClaudeAgentOptions:
-    return agent_sdk().ClaudeAgentOptions(
+    options: ClaudeAgentOptions = agent_sdk().ClaudeAgentOptions(  # the SDK is loaded on use: a ModuleType
         cwd=str(worktree),
         tools=list(RESOLVER_TOOLS),  # the only tools it has at all, not merely those it may use unasked
         allowed_tools=list(RESOLVER_TOOLS),
@@ -318,6 +319,7 @@ def _resolver_options(worktree: Path, settings: LLMSettings, budget: Budget, usd
                        "append": "You are settling git merge conflicts for dagmerge. Follow the rules in the "
                                  "request exactly; a person reviews what you leave."},
     )
+    return options
 
 
 def resolution_prompt(paths: Sequence[str], sides: Sequence[SideIntent], hint: str = "") -> str:

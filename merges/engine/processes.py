@@ -77,7 +77,7 @@ def process_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def kill_process_group(proc: subprocess.Popen, grace: float = 3.0) -> None:
+def kill_process_group(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
     """End ``proc``'s process group: SIGTERM, up to ``grace`` seconds for it to go, SIGKILL, then reap.
 
     The SIGKILL goes to the group even when the leader has exited: a child that ignores SIGTERM outlives
@@ -121,7 +121,7 @@ def _processes() -> list[tuple[int, str, int, int]]:
     return found
 
 
-def _has_exited(proc: subprocess.Popen) -> bool:
+def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
     """Whether the leader has exited, leaving it unreaped (a zombie keeps its pid from reuse)."""
     if proc.returncode is not None:
         return True

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Any
 
 from merges.engine.conflicts import TEXT_KINDS, describe_conflicts, marker_collision, safe_marker_size
 from merges.engine.git import Git, GitError, MergeTreeResult
@@ -74,7 +75,7 @@ class ReplayReport:
     def coverage(self) -> float | None:
         return self.total.resolved / self.hunks if self.hunks else None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         total = self.total
         return {
             "mode": self.mode, "rule_set": self.rule_set, "repository": self.repository, "head": self.head,
@@ -221,11 +222,10 @@ def _replay_parallel(git: Git, report: ReplayReport, limit: int | None, since: s
 
 def _score_pair(report: ReplayReport, path: str, blobs: list[bytes | None]) -> bool:
     """Merge P ← C1 with C2's change transplanted onto P; score the conflict, if any. True: it conflicted."""
-    texts = [_utf8(blob) for blob in blobs]
-    if None in texts:
+    p_text, c1_text, c2_text = (_utf8(blob) for blob in blobs)
+    if p_text is None or c1_text is None or c2_text is None:
         report.notes["files added, deleted, binary or not UTF-8"] += 1
         return False
-    p_text, c1_text, c2_text = texts
     transplanted = transplant(p_text, c1_text, c2_text)
     if transplanted is None:
         report.notes["C2 edits lines C1 introduced"] += 1

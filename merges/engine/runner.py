@@ -100,7 +100,8 @@ def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, ex
     check_io_allowed()
     started = time.monotonic()
     env = process_environment(extra_env)
-    command, pass_fds = list(argv), ()
+    command = list(argv)
+    pass_fds: tuple[int, ...] = ()
     if isolation.isolated:
         wrapped = wrap(argv, workdir=workdir, writable=writable, readonly=readonly, hide=hide, network=network,
                        env=env, tmp_bytes=limits.tmp_bytes, bwrap=isolation.bwrap)
@@ -132,9 +133,11 @@ def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, ex
     capped = threading.Event()
 
     def pump() -> None:
-        assert proc.stdout is not None
+        stream = proc.stdout
+        assert stream is not None
         passed = 0
-        for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+        # Popen(stdout=PIPE) opens a BufferedReader; typeshed types it IO[bytes], which has no read1.
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
             tail.extend(chunk)
             del tail[:-tail_bytes]
             if passed < limits.output_bytes:

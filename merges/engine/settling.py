@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from merges.engine.conflicts import TEXT_KINDS, ConflictDetail
+from merges.engine.conflicts import TEXT_KINDS, ConflictDetail, Hunk
 from merges.engine.git import Git, MergeTreeResult
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,
@@ -45,7 +46,7 @@ class FileSettlement:
     """What became of one conflicted path: per-hunk decisions, the proposal, its validation."""
 
     detail: ConflictDetail
-    hunks: list[dict] = field(default_factory=list)  # {index, tier, resolver, rationale, lines}
+    hunks: list[dict[str, Any]] = field(default_factory=list)  # {index, tier, resolver, rationale, lines}
     text: str | None = None  # the whole proposed text (None: nothing to propose, e.g. a binary file)
     proposed_by: str = ""
     validation: Verdict | None = None
@@ -150,7 +151,7 @@ def _agent_tier(git: Git, conflict: MergeTreeResult, partial_head: str, settleme
         settlement.review_reason = "the agent's resolution does not validate: " + "; ".join(failed)
 
 
-def split_proposal(merged_text: str, hunks: Sequence, proposal: str) -> list[list[str]] | None:
+def split_proposal(merged_text: str, hunks: Sequence[Hunk], proposal: str) -> list[list[str]] | None:
     """Cut a whole-file answer into the lines that replace each hunk of git's merged text, so a person
     can take or undo the agent's answer hunk by hunk. None when the answer also changed text outside
     the hunks (then it can only be taken whole)."""
@@ -174,7 +175,7 @@ def split_proposal(merged_text: str, hunks: Sequence, proposal: str) -> list[lis
 
 
 @contextmanager
-def merge_worktree(git: Git, tree: str, parent: str, root: Path | None = None):
+def merge_worktree(git: Git, tree: str, parent: str, root: Path | None = None) -> Iterator[Path]:
     """A throwaway worktree holding ``tree`` (git's conflicted merge, markers and all)."""
     commit = git.commit_tree(tree, [parent], "dagmerge: conflicted merge, for resolving\n")
     path = Path(tempfile.mkdtemp(prefix="dagmerge-merge-", dir=root))

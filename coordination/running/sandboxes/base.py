@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Protocol
 
 from merges.engine.runner import ProcessResult
@@ -16,8 +16,12 @@ __all__ = ["OUTPUT_TAIL_BYTES", "ProcessResult", "Sandbox"]
 
 class Sandbox(Protocol):
     workdir: Path
-    scratch: Path  # beside the work tree, never committed: the task's context and result files
     isolation: str  # how the task's commands are confined, shown on the task page
+
+    @property
+    def scratch(self) -> PurePath:
+        """Beside the work tree, never committed: the task's context and result files (a path on the
+        sandbox's side, so pure: a remote sandbox's folder is not on this machine)."""
 
     def prepare(self, ref: str, start_sha: str) -> None: ...
 

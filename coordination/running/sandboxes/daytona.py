@@ -122,6 +122,8 @@ class DaytonaSandbox:
     (None: its default branch); without it the whole start commit travels as a bundle.
     """
 
+    isolation = "daytona"  # the task's commands are confined by the remote machine
+
     def __init__(self, clone: Git, settings: DaytonaSettings, lock: Callable[[], AbstractContextManager[None]],
                  *, name: str, clone_url: str | None = None, clone_branch: str | None = None,
                  client: Daytona | None = None):

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from merges.engine.conflicts import Hunk
 from merges.engine.resolvers.context import HunkContext
@@ -30,8 +30,8 @@ def conflict_key(hunk: Hunk) -> str:
 class RecordedResolutions:
     """Approved resolutions held in memory; ``load``/``save`` keep them in a JSON file."""
 
-    def __init__(self, entries: dict[str, dict] | None = None):
-        self.entries: dict[str, dict] = dict(entries or {})
+    def __init__(self, entries: dict[str, dict[str, Any]] | None = None):
+        self.entries: dict[str, dict[str, Any]] = dict(entries or {})
 
     @classmethod
     def load(cls, path: str | Path) -> RecordedResolutions:

@@ -21,7 +21,7 @@ CHANGELOG_FILE = re.compile(r"(changes|changelog|history|news|release[-_]?notes)
 BULLET = re.compile(r"(\s*)([-*+])(\s|$)")
 GENERIC_CONTEXT = 4  # sorted neighbours needed before a block that is neither imports nor requirements
 
-Key = Callable[[str], object]
+Key = Callable[[str], str | tuple[bool, str]]
 
 
 def sorted_union(ctx: HunkContext) -> list[str] | None:
@@ -115,7 +115,7 @@ def _requirement(line: str) -> str:
 
 def _ascending(lines: Sequence[str], key: Key) -> bool:
     keys = [key(line) for line in lines]
-    return all(a < b for a, b in zip(keys, keys[1:], strict=False))  # type: ignore[operator]
+    return all(a < b for a, b in zip(keys, keys[1:], strict=False))  # type: ignore[operator]  # one key, one type
 
 
 def _bullet(line: str) -> tuple[str, str] | None:

@@ -361,7 +361,8 @@ def _slots(base: Layout, side: Layout) -> dict[int, list[Member]] | None:
     return slots
 
 
-def _replaced_by_both(i: int, base: Layout, index_o: dict, index_t: dict, slots_o: dict, slots_t: dict) -> bool:
+def _replaced_by_both(i: int, base: Layout, index_o: dict[str, int], index_t: dict[str, int],
+                     slots_o: dict[int, list[Member]], slots_t: dict[int, list[Member]]) -> bool:
     """Both sides removed member ``i`` and both inserted where it stood: each may have rewritten it (a changed
     import line, a renamed function), and keeping both rewrites would duplicate it."""
     low = i - 1
