@@ -49,7 +49,7 @@ class AuditedAdmin(admin.ModelAdmin):
         if not changed:
             return
         obj.save(update_fields=[*changed, "updated_at"])
-        Event.record(obj.event_ticket, "admin.changed", {
+        Event.record(obj.event_ticket, "admin.changed", {  # type: ignore[attr-defined]  # a StatefulModel
             "by": request.user.get_username(), "model": obj._meta.model_name, "id": obj.pk, "fields": changed,
         })
 

@@ -108,7 +108,7 @@ class TicketClosed(Exception):
     pass
 
 
-def add_discovered_task(ticket_id: int, raw: dict) -> Task:
+def add_discovered_task(ticket_id: int, raw: object) -> Task:
     """A running task adds work to its own ticket; its join registers itself, the scheduler picks it up.
 
     Raises SpecError (bad spec, unknown dependency, duplicate key) or TicketClosed, writing nothing.
