@@ -54,9 +54,9 @@ def make_repository(name: str = "demo") -> Repository:
 
 
 def make_ticket(title: str = "Add login", repository: Repository | None = None, **fields) -> Ticket:
-    return Ticket.objects.create(
-        repository=repository or make_repository(), title=title, base_branch="main", base_sha=SHA,
-        head_sha=SHA, **fields)
+    fields = {"base_sha": SHA, "head_sha": SHA, **fields}
+    return Ticket.objects.create(repository=repository or make_repository(), title=title, base_branch="main",
+                                 **fields)
 
 
 def make_task(ticket: Ticket, key: str, parents: Iterable[Task] = (), **fields) -> Task:

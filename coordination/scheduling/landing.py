@@ -42,7 +42,7 @@ def task_finished(task_id: int) -> None:
     if task.status == "succeeded" and not task.source_of_joins.exists():
         land_task(task_id)
     else:
-        advance(task.ticket_id)
+        advance(task.ticket_id, changed_task_ids=[task.pk])
 
 
 def land_task(task_id: int) -> None:
@@ -97,7 +97,7 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
         if attempt.status == "running":
             return  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
-    after_merge(ticket.pk, attempt)
+    after_merge(ticket.pk, attempt, changed_task_ids=[t.pk for t in tasks])
 
 
 def recover_merge(attempt_id: int) -> None:
@@ -153,11 +153,14 @@ def _abandon(attempt: MergeAttempt) -> None:
             dispatch.submit(Job.LAND_TASK, attempt.task_id)
 
 
-def after_merge(ticket_id: int, attempt: MergeAttempt) -> None:
+def after_merge(ticket_id: int, attempt: MergeAttempt, changed_task_ids: Sequence[int] | None = None) -> None:
+    """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
+    reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
+    whole ticket."""
     charge_llm(ticket_id)
     if attempt.status == "merged":
         publish_ticket(ticket_id)
-    advance(ticket_id)
+    advance(ticket_id, changed_task_ids)
 
 
 def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:

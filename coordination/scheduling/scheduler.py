@@ -1,15 +1,20 @@
 """The scheduler: which tasks may start and when a ticket ends.
 
-``advance`` is called after every change (a task finished, a merge landed) and is idempotent: it reads
-the whole ticket under a row lock and makes every move that is due. Merging the work is ``landing``'s.
+``advance`` runs after every change and is idempotent; merging the work is ``landing``'s. After an event
+(a task finished, a merge landed tasks) it is told which tasks moved and reads only what they can have
+changed, so an event costs the same in a ticket of ten tasks or of thousands. Without that list it
+recomputes the whole ticket: at submit, after a person's operation, and as the periodic sweep's safety net.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Collection, Iterable, Sequence
+from typing import NamedTuple
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 
 from coordination.domain import dispatch, ownership, states
@@ -23,43 +28,112 @@ UNFINISHED_TASK = ("ready", "claimed", "running")
 DEAD_END = ("failed", "blocked", "cancelled")
 
 
-def advance(ticket_id: int) -> None:
+class Parent(NamedTuple):
+    """What a pending task needs to know of a parent (a Task fits too)."""
+
+    status: str
+    landed: bool
+
+
+def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None) -> None:
+    """Make every move that is due on the ticket: release, block, start joins, end the ticket.
+
+    ``changed_task_ids``: the tasks an event moved (finished, or landed by a merge). Only their pending
+    children and themselves, the waiting joins they feed, and the tasks waiting on a claim (a finished
+    task released its claims) are read, in a number of queries that does not grow with the ticket.
+    None: the whole ticket is read and recomputed.
+    """
     # The ticket's files (for claims on files that exist) are read before the lock: no git in a transaction.
     repository_id, head = Ticket.objects.values_list("repository_id", "head_sha").get(pk=ticket_id)
     files = repository_files(repository_id, head)
     with transaction.atomic():
-        # The lock makes concurrent advances (two tasks finishing at once) take turns.
+        # The lock makes concurrent advances (two tasks finishing at once) take turns; each starts after
+        # the change it was called for committed, so the last one sees every change.
         ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
         if ticket.status in states.TICKET_IDLE:
             return  # rolled back: nothing starts until a person resumes the ticket
         if ticket.status == "pending":
             ticket.transition("running")
-        tasks = {t.pk: t for t in ticket.tasks.prefetch_related("depends_on")}
-        parents = {t.pk: [tasks[p.pk] for p in t.depends_on.all()] for t in tasks.values()}
-        joins = list(ticket.joins.prefetch_related("sources"))
-        join_of = {j.continuation_id: j for j in joins}
-
-        sources = {j.pk: [tasks[s.pk] for s in j.sources.all()] for j in joins}
-        claims = ClaimBook(ticket, tasks.values(), files)
-        moved = True
-        while moved:  # blocking propagates down the DAG: repeat until nothing moves
-            moved = False
-            for join in joins:
-                if join.status == "waiting":
-                    verdict = join_verdict(join.merge_strategy, [s.status for s in sources[join.pk]])
-                    if verdict == "ready":
-                        join.transition("synthesizing")
-                        dispatch.submit(Job.CONVERGE_JOIN, join.pk)
-                    elif verdict == "failed":
-                        join.transition("failed", event_payload={"strategy": join.merge_strategy})
-                        moved = True
-            for task in tasks.values():
-                if task.status == "pending":
-                    moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk), claims)
-        _settle_ticket(ticket, list(tasks.values()), joins)
+        if changed_task_ids is None:
+            _recompute(ticket, files)
+        else:
+            _propagate(ticket, set(changed_task_ids), files)
+        _settle_ticket(ticket)
 
 
-def _release_or_block(task: Task, parents: list[Task], join: Join | None, claims: ClaimBook) -> bool:
+def _recompute(ticket: Ticket, files: tuple[str, ...]) -> None:
+    """The whole ticket in memory: every waiting join and every pending task, until nothing moves."""
+    tasks = {t.pk: t for t in ticket.tasks.prefetch_related("depends_on")}
+    parents = {t.pk: [tasks[p.pk] for p in t.depends_on.all()] for t in tasks.values()}
+    joins = list(ticket.joins.prefetch_related("sources"))
+    join_of = {j.continuation_id: j for j in joins}
+    sources = {j.pk: [tasks[s.pk] for s in j.sources.all()] for j in joins}
+    source_ids = {s.pk for j in joins for s in j.sources.all()}
+    holders = ((t.key, t.owned_files) for t in tasks.values() if ClaimBook.holds(t, source_ids))
+    claims = ClaimBook(ticket, holders, files)
+    moved = True
+    while moved:  # blocking propagates down the DAG: repeat until nothing moves
+        moved = bool(_decide_joins(joins, sources))
+        for task in tasks.values():
+            if task.status == "pending":
+                moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk), claims)
+
+
+def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...]) -> None:
+    """What the changed tasks can have moved, wave by wave down the DAG: each wave reads the joins they
+    feed and the pending tasks next to them; tasks blocked in a wave are the next wave's changes.
+
+    Only the first wave can release anything (later waves follow blocked tasks and failed joins, which
+    block); it also looks at the tasks waiting on a claim of a changed task (a waiting task names the
+    task it waits on, and keeps naming it while that one is active). Candidates go in id order, as in
+    ``_recompute``, so two tasks claiming the same file are decided the same way by both.
+    """
+    holders = ticket.tasks.filter(ClaimBook.holding()).order_by("pk").values_list("key", "owned_files")
+    claims = ClaimBook(ticket, holders, files)
+    # Waiting on a claim of a changed task (keys are letters, digits and ". _ -": the prefix is exact).
+    waiters = Q(pk__in=[])
+    for key in ticket.tasks.filter(pk__in=changed).values_list("key", flat=True):
+        waiters |= Q(waiting_on__startswith=f"{key} (")
+    frontier = changed
+    while frontier:
+        waiting = ticket.joins.filter(Q(sources__in=frontier) | Q(continuation__in=frontier), status="waiting")
+        joins = list(waiting.distinct().prefetch_related(Prefetch("sources", Task.objects.only("pk", "status"))))
+        _decide_joins(joins, {j.pk: list(j.sources.all()) for j in joins})
+        # A failed join's continuation is a child of its sources: no need to name it.
+        near = Q(pk__in=frontier) | Q(depends_on__in=frontier) | waiters
+        waiters = Q(pk__in=[])
+        candidates = list(ticket.tasks.filter(near, status="pending").distinct().order_by("pk"))
+        parents = _parents_of(candidates)
+        join_of = {j.continuation_id: j for j in Join.objects.filter(continuation__in=candidates)}
+        frontier = {t.pk for t in candidates if _release_or_block(t, parents[t.pk], join_of.get(t.pk), claims)}
+
+
+def _parents_of(tasks: Sequence[Task]) -> dict[int, list[Parent]]:
+    parents: dict[int, list[Parent]] = {t.pk: [] for t in tasks}
+    edges = Task.depends_on.through.objects.filter(from_task_id__in=parents)
+    for child, status, landed in edges.values_list("from_task_id", "to_task__status", "to_task__landed"):
+        parents[child].append(Parent(status, landed))
+    return parents
+
+
+def _decide_joins(joins: Iterable[Join], sources: dict[int, list[Task]]) -> list[Join]:
+    """Start the waiting joins whose sources are done (under their strategy); fail those that can no
+    longer gather enough. Returns the joins failed."""
+    failed = []
+    for join in joins:
+        if join.status != "waiting":
+            continue
+        verdict = join_verdict(join.merge_strategy, [s.status for s in sources[join.pk]])
+        if verdict == "ready":
+            join.transition("synthesizing")
+            dispatch.submit(Job.CONVERGE_JOIN, join.pk)
+        elif verdict == "failed":
+            join.transition("failed", event_payload={"strategy": join.merge_strategy})
+            failed.append(join)
+    return failed
+
+
+def _release_or_block(task: Task, parents: Sequence[Task | Parent], join: Join | None, claims: ClaimBook) -> bool:
     """A pending task becomes ready once its parents' work is on the ticket branch (for a join: once
     the join merged) and no active task claims its files; blocked once that can no longer happen.
     True when it was blocked."""
@@ -79,18 +153,35 @@ def _release_or_block(task: Task, parents: list[Task], join: Join | None, claims
 
 
 class ClaimBook:
-    """File-ownership claims of a ticket's active tasks: a task whose patterns overlap one waits."""
+    """File-ownership claims of a ticket's active tasks: a task whose patterns overlap one waits.
+
+    A task holds its claims from ready until its work is on the ticket branch; a join's source lets go
+    when it finishes, so that a source waiting on another can still run and the join can merge.
+    """
 
     ACTIVE = ("ready", "claimed", "running")
 
-    def __init__(self, ticket: Ticket, tasks, files: tuple[str, ...]):
+    def __init__(self, ticket: Ticket, holders: Iterable[tuple[str, list[str]]], files: tuple[str, ...]):
+        """``holders``: (key, owned_files) of the tasks holding claims, in id order (the first is named)."""
         self.ticket, self.files = ticket, files
-        self.held = {t.key: list(t.owned_files) for t in tasks if t.status in self.ACTIVE and t.owned_files}
+        self.held = {key: list(patterns) for key, patterns in holders if patterns}
+
+    @classmethod
+    def holds(cls, task: Task, join_source_ids: Collection[int]) -> bool:
+        return task.status in cls.ACTIVE or (
+            task.status == "succeeded" and not task.landed and task.pk not in join_source_ids)
+
+    @classmethod
+    def holding(cls) -> Q:
+        """``holds`` as a filter on tasks."""
+        return Q(status__in=cls.ACTIVE) | _to_land()
 
     def release_if_free(self, task: Task) -> None:
         blocking = ownership.overlapping_claims(task.owned_files, self.held, self.files) if (
             task.owned_files and self.held) else []
         if blocking:
+            if any(task.waiting_on.startswith(f"{b.holder} (") for b in blocking):
+                return  # still waits on the task it names: only that one finishing can change anything
             first = blocking[0]
             reason = f"{first.holder} (both claim {first.example})"
             if task.waiting_on != reason:
@@ -127,20 +218,29 @@ def join_verdict(strategy: str, source_statuses: list[str]) -> str:
     return "ready" if finished and succeeded >= needed else "waiting"
 
 
-def _settle_ticket(ticket: Ticket, tasks: list[Task], joins: list[Join]) -> None:
+def _to_land() -> Q:
+    """Tasks that succeeded and whose merge is due or under way (a join's sources land with the join)."""
+    return Q(status="succeeded", landed=False) & ~Exists(Join.sources.through.objects.filter(task_id=OuterRef("pk")))
+
+
+def _settle_ticket(ticket: Ticket) -> None:
+    """Done, failed, or on its way, asked of the database in a few queries (usually one: is anything
+    running?) rather than by reading every task."""
+    tasks = ticket.tasks.all()
+    if tasks.filter(Q(status__in=UNFINISHED_TASK) | _to_land()).exists():
+        return  # running, or a finished task's work is on its way to the ticket branch
     # A source a partial join went on without (success_only, quorum) does not keep the ticket from done;
     # anything else that depended on it is blocked, and that does.
-    merged_sources = {s.pk for j in joins if j.status == "merged" for s in j.sources.all()}
-    tolerated = {t.pk for t in tasks if t.status in ("failed", "cancelled") and t.pk in merged_sources}
-    if tasks and all((t.status == "succeeded" and t.landed) or t.pk in tolerated for t in tasks):
+    merged_source = Join.sources.through.objects.filter(task_id=OuterRef("pk"), join__status="merged")
+    tolerated = Q(status__in=("failed", "cancelled")) & Exists(merged_source)
+    if tasks.exists() and not tasks.exclude(status="succeeded", landed=True).exclude(tolerated).exists():
         ticket.transition("done", finished_at=timezone.now())
         return
-    if any(t.status in UNFINISHED_TASK for t in tasks) or any(j.status in ("synthesizing", "merging")
-                                                               for j in joins):
-        return
-    if any(j.status == "awaiting_review" for j in joins) or ticket.status == "awaiting_review":
-        return
-    failed = [t for t in tasks if t.status == "failed"]
+    open_joins = set(ticket.joins.filter(status__in=("synthesizing", "merging", "awaiting_review"))
+                     .values_list("status", flat=True))
+    if open_joins or ticket.status in ("awaiting_review", "failed"):
+        return  # failed already: a merge that was under way when it failed has landed since
+    failed = list(tasks.filter(status="failed").order_by("pk").only("key", "error"))
     if failed:
         names = ", ".join(f"{t.key} ({t.error.splitlines()[0] if t.error else 'failed'})" for t in failed)
         ticket.transition("failed", error=f"task(s) failed: {names}", finished_at=timezone.now())
