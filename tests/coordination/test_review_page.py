@@ -81,8 +81,12 @@ def test_the_page_shows_sides_origins_diffs_cards_and_what_remains(alice_client,
     assert "Ours: the ticket branch with B" in html and "Theirs: <code>C</code>" in html
     config = files(attempt)["config.txt"]
     assert f'id="hunk-{config.pk}-0"' in html and f'id="hunk-{config.pk}-2"' in html
-    assert "proposal: resolver: union" in html and "decided by auto: union" in html
-    assert '<span class="d del">-line 15</span>' in html and '<span class="d add">+B = 9</span>' in html
+    assert "proposal: resolver: union" in html and "decided by resolver: union" in html
+    # each side against the base, the changed words marked, three lines of context around the hunk
+    assert '<span class="d del">-<mark>line</mark> <mark>15</mark></span>' in html
+    assert '<span class="d add">+<mark>B</mark> <mark>= 9</mark></span>' in html
+    assert '<span class="d ctx"> line 12</span>' in html and '<span class="d ctx"> line 18</span>' in html
+    assert '<span class="d ctx"> line 11</span>' not in html
     assert '<span class="d"> line 15</span>' in html  # the base, visible
     assert "Non-conflicting changes, already applied" in html and "+line 1 (clean change)" in html
     assert '<span class="n">4</span> remaining in 3 files' in html  # 2 hunks, the binary and the modify/delete
@@ -121,8 +125,8 @@ def test_deciding_a_hunk_with_htmx_swaps_the_file_and_the_summary(alice_client, 
     html = response.content.decode()
     assert response.status_code == 200
     assert html.startswith(f'\n<section id="file-{config.pk}"') or f'<section id="file-{config.pk}"' in html[:200]
-    assert "decided by person: alice" in html
-    assert '<section id="review-summary" class="panel summary" hx-swap-oob="true"' in html
+    assert "decided by person: alice" in html and '<span class="choice" title="what this hunk holds">theirs</span>' in html
+    assert '<section id="review-summary" class="panel summary state-open" hx-swap-oob="true"' in html
     assert '<span class="n">3</span> remaining' in html
     config.refresh_from_db()
     assert review.result_text(config).count("B = 9") == 1
