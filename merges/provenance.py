@@ -22,6 +22,10 @@ CHOICES = {
     "keep": "kept the changed file", "delete": "deleted",
 }
 CLOSING_ACTIONS = ("approve", "drop_source")  # what ends a round a person decided
+ACTIONS = {  # a review action as the record says it
+    "decide_hunk": "decided", "undo_hunk": "undid", "decide_file": "decided the whole file", "approve": "approved",
+    "retry_with_hint": "asked the agent again", "retry_result": "the agent answered", "drop_source": "dropped",
+}
 
 
 @dataclass

@@ -186,9 +186,18 @@ def review_context(attempt: MergeAttempt) -> dict[str, Any]:
         "rounds": rounds,
         "summary": summary(attempt, current.files if current else [], rounds, actions.retry_blocked(attempt)),
         "droppable": attempt.pending_sources[:1],
-        "history": list(ReviewAction.objects.filter(attempt=attempt).select_related("user", "conflict_file")
-                        .order_by("-id")[:HISTORY]),
+        "history": history(attempt),
     }
+
+
+def history(attempt: MergeAttempt) -> list[ReviewAction]:
+    """The newest review actions, each with ``label``: what it did, in words."""
+    actions = list(ReviewAction.objects.filter(attempt=attempt).select_related("user", "conflict_file")
+                   .order_by("-id")[:HISTORY])
+    for action in actions:
+        action.label = provenance.ACTIONS.get(action.action, action.action)
+        action.choice_label = provenance.CHOICES.get(action.detail.get("choice", ""), action.detail.get("choice", ""))
+    return actions
 
 
 def rounds_of(attempt: MergeAttempt, tasks: dict[str, Task]) -> list[RoundView]:
