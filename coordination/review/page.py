@@ -192,12 +192,13 @@ def review_context(attempt: MergeAttempt) -> dict[str, Any]:
 
 def history(attempt: MergeAttempt) -> list[ReviewAction]:
     """The newest review actions, each with ``label``: what it did, in words."""
-    actions = list(ReviewAction.objects.filter(attempt=attempt).select_related("user", "conflict_file")
-                   .order_by("-id")[:HISTORY])
-    for action in actions:
-        action.label = provenance.ACTIONS.get(action.action, action.action)
-        action.choice_label = provenance.CHOICES.get(action.detail.get("choice", ""), action.detail.get("choice", ""))
-    return actions
+    rows = list(ReviewAction.objects.filter(attempt=attempt).select_related("user", "conflict_file")
+                .order_by("-id")[:HISTORY])
+    for row in rows:
+        choice = row.detail.get("choice", "")
+        row.label = provenance.ACTIONS.get(row.action, row.action)
+        row.choice_label = provenance.CHOICES.get(choice, choice)
+    return rows
 
 
 def rounds_of(attempt: MergeAttempt, tasks: dict[str, Task]) -> list[RoundView]:
@@ -214,7 +215,10 @@ def rounds_of(attempt: MergeAttempt, tasks: dict[str, Task]) -> list[RoundView]:
     for number in sorted(numbers, reverse=True):
         is_open = waiting and number == attempt.round
         mine = [file_view(f, is_open) for f in files if f.round == number]
-        source = mine[0].file.source if mine else (attempt.pending_sources[:1] or [""])[0] if is_open else ""
+        if mine:
+            source = mine[0].file.source
+        else:  # a round with no file (a failed verify command): the source pending when it is open
+            source = attempt.pending_sources[0] if is_open and attempt.pending_sources else ""
         merged_before = attempt.merge_order[:attempt.merge_order.index(source)] if source in attempt.merge_order \
             else attempt.merge_order
         ours = Side("the ticket branch" + (" with " + ", ".join(merged_before) if merged_before else ""),
