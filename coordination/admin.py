@@ -14,13 +14,16 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from coordination.models import Event, Join, OwnershipClaim, Repository, Task, Ticket
 from coordination.scheduling.rollback import rollback_attempt
 from coordination.scheduling.ticket_access import revoke_ticket_token
 from coordination.web.permissions import can_review
-from merges.admin import MergeAttemptAdmin, ReadOnly
-from merges.models import MergeAttempt
+from merges.admin import MergeAttemptAdmin, ReadOnly, RecordedResolutionAdmin
+from merges.models import MergeAttempt, RecordedResolution
 from merges.recovery import CannotRollBack
 
 
@@ -125,14 +128,39 @@ class OwnershipClaimAdmin(ReadOnly, admin.ModelAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnly, admin.ModelAdmin):
+    """The audit trail, newest first: what just happened is what one comes to read."""
+
     list_display = ("id", "ticket", "kind", "payload", "created_at")
     list_select_related = ("ticket",)
     list_filter = ("kind", "ticket")
+    ordering = ("-id",)
     search_fields = ("kind", "payload")
     date_hierarchy = "created_at"
 
 
+def review_link(attempt_id: int | None) -> SafeString | str:
+    """The dashboard's review page of a merge: the record of every round a person decided."""
+    if not attempt_id:
+        return "—"
+    return format_html('<a href="{}">review of merge #{}</a>', reverse("coordination:review", args=[attempt_id]),
+                       attempt_id)
+
+
 admin.site.unregister(MergeAttempt)
+admin.site.unregister(RecordedResolution)
+
+
+@admin.register(RecordedResolution)
+class RecordedResolutionWithReviewAdmin(RecordedResolutionAdmin):
+    """Each recorded resolution links to the review that made it."""
+
+    list_display = (*RecordedResolutionAdmin.list_display, "review")
+    fields = (*RecordedResolutionAdmin.fields, "review")
+    readonly_fields = (*RecordedResolutionAdmin.readonly_fields, "review")
+
+    @admin.display(description="made in")
+    def review(self, recorded: RecordedResolution) -> SafeString | str:
+        return review_link(recorded.attempt_id)
 
 
 @admin.register(MergeAttempt)
@@ -140,6 +168,11 @@ class MergeAttemptWithRollbackAdmin(MergeAttemptAdmin):
     """The merge audit, plus the reviewers' rollback (it moves the ticket, so it lives with tickets)."""
 
     actions = ["roll_back"]
+    list_display = (*MergeAttemptAdmin.list_display, "review")
+
+    @admin.display(description="review")
+    def review(self, attempt: MergeAttempt) -> SafeString | str:
+        return review_link(attempt.pk) if attempt.round > 1 or attempt.status == "conflicted" else "—"
 
     @admin.action(description="Roll back: the ticket branch to the attempt's recovery point (CAS)",
                   permissions=["roll_back"])

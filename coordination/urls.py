@@ -19,6 +19,7 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/resume/", views.resume_ticket, name="resume_ticket"),
     path("reviews/", views.reviews, name="reviews"),
     path("reviews/<int:attempt_id>/", review_views.review_view, name="review"),
+    path("reviews/<int:attempt_id>/live/", review_views.review_live, name="review_live"),
     path("reviews/<int:attempt_id>/files/<int:file_id>/", review_views.file_fragment, name="review_file"),
     path("reviews/<int:attempt_id>/files/<int:file_id>/hunks/<int:index>/", review_views.decide_hunk,
          name="decide_hunk"),

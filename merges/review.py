@@ -114,8 +114,9 @@ def decide_file(conflict_file_id: int, choice: str, user, text: str | None = Non
         conflict.result_deleted = choice == "delete"
         conflict.result_text = content
         conflict.result_oid = side_oid if content is None and choice != "delete" else ""  # a binary side
-        conflict.resolutions = [dict(r, tier="human", resolver=f"human:{user.get_username()}", choice=choice)
-                                for r in hunk_decisions(conflict)]
+        decisions = hunk_decisions(conflict) or [{"index": 0}]  # a card has no hunk: one decision, the file's
+        conflict.resolutions = [dict(r, tier="human", resolver=f"human:{user.get_username()}", choice=choice,
+                                     decided_at=timezone.now().isoformat()) for r in decisions]
         _mark_decided(conflict, user, "edited" if choice == "edit" else "approved",
                       extra=["result_text", "result_deleted", "result_oid"])
         _log(conflict, user, "decide_file", {"choice": choice, "side_oid": side_oid or ""}, before)
@@ -131,8 +132,9 @@ def _open_file(conflict_file_id: int) -> ConflictFile:
 
 
 def hunk_decisions(conflict: ConflictFile) -> list[dict]:
-    """One decision per hunk (tier "" = open), padded for hunks nothing has decided yet."""
-    existing = list(conflict.resolutions or [])
+    """One decision per hunk (tier "" = open), padded for hunks nothing has decided yet. A card (no hunk)
+    has none: its one decision is the file's (see ``provenance``)."""
+    existing = list(conflict.resolutions or [])[:len(conflict.hunks)]
     return existing + [_open_hunk(i) for i in range(len(existing), len(conflict.hunks))]
 
 
@@ -234,7 +236,7 @@ def request_action(attempt_id: int, kind: str, user, *, hint: str = "", source: 
             raise ReviewError(f"merge #{attempt.pk} has no conflict to retry")
         if kind == "drop" and (not attempt.pending_sources or attempt.pending_sources[0] != source):
             raise ReviewError(f"{source} is not the conflicting source of merge #{attempt.pk}")
-        detail: dict = {"round": attempt.round}
+        detail: dict = {"round": attempt.round, "review_reason": attempt.review_reason}  # the round's record
         if kind == "approve":
             files = list(current_files(attempt))
             detail |= {"paths": sorted(c.path for c in files),

@@ -1,9 +1,15 @@
-// The review page's keyboard: move between hunks and decide the current one without the mouse.
+// The review page's keyboard, current hunk and live marker count.
 // Every key presses a real button or follows a real link of the page (data-key), so the keyboard can do
-// nothing the page's forms cannot, and the page works without this file.
+// nothing the page's forms cannot, and the page works without this file. Viewers have no decision buttons,
+// so their keys only move.
 (function () {
   "use strict";
-  var current = null;
+  var MARKER = /^<{7}(?: |$)/;
+  var currentId = null; // by id: decisions and live pushes replace the elements
+
+  function current() {
+    return currentId ? document.getElementById(currentId) : null;
+  }
 
   function hunks(openOnly) {
     var all = Array.prototype.slice.call(document.querySelectorAll(".hunk, .whole-file-card"));
@@ -19,8 +25,9 @@
   // ``move``: from the keyboard, scroll to it and take the focus. Not on a click: moving the focus off a
   // button being clicked would make htmx forget which button submitted the form.
   function select(el, move) {
-    if (current) current.classList.remove("current");
-    current = el;
+    var old = current();
+    if (old) old.classList.remove("current");
+    currentId = el ? el.id : null;
     if (!el) return;
     el.classList.add("current");
     if (!move) return;
@@ -29,11 +36,21 @@
     if (history.replaceState && el.id) history.replaceState(null, "", "#" + el.id);
   }
 
+  // htmx settles a swapped element by putting its new attributes back, which drops the class added here,
+  // and the button that had the focus is gone: mark the current hunk again once a swap has settled.
+  function restore() {
+    var el = current();
+    if (!el) return;
+    el.classList.add("current");
+    var focused = document.activeElement;
+    if (!focused || focused === document.body) el.focus({preventScroll: true});
+  }
+
   function step(direction, openOnly) {
     var list = hunks(openOnly);
     if (!list.length) return;
     var all = hunks(false);
-    var at = current ? all.indexOf(current) : -1;
+    var at = all.indexOf(current());
     var pick = null;
     for (var i = 1; i <= all.length && !pick; i++) {
       var candidate = all[(at + direction * i + all.length * 2) % all.length];
@@ -43,8 +60,8 @@
   }
 
   function press(key) {
-    var scope = current || document;
-    var target = scope.querySelector('[data-key="' + key + '"]');
+    var scope = current();
+    var target = scope && scope.querySelector('[data-key="' + key + '"]');
     if (!target) return false;
     if (target.tagName === "SUMMARY") {
       target.parentElement.open = true;
@@ -56,15 +73,35 @@
     return true;
   }
 
+  // `a` asks before approving: a stray key must not merge. The dialog's confirm clicks the real button.
+  function askApprove() {
+    var button = document.getElementById("approve");
+    var dialog = document.getElementById("approve-dialog");
+    if (!button || button.disabled || !dialog || dialog.open) return false;
+    dialog.returnValue = "";
+    dialog.showModal();
+    return true;
+  }
+
+  function countMarkers(area) {
+    var pane = area.closest(".result-pane");
+    var out = pane && pane.querySelector(".marker-count");
+    if (!out) return;
+    var n = area.value.split("\n").filter(function (line) { return MARKER.test(line); }).length;
+    out.dataset.markers = String(n);
+    out.classList.toggle("left", n > 0);
+    out.textContent = n ? n + " conflict" + (n === 1 ? "" : "s") + " marked" : "no conflict markers";
+  }
+
   document.addEventListener("keydown", function (evt) {
-    if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
+    if (evt.ctrlKey || evt.metaKey || evt.altKey || document.querySelector("dialog[open]")) return;
     var tag = evt.target.tagName;
     if (tag === "TEXTAREA" || tag === "INPUT" || tag === "SELECT" || evt.target.isContentEditable) return;
     var key = evt.key;
     if (key === "n" || key === "p") { step(key === "n" ? 1 : -1, true); }
     else if (key === "j" || key === "k") { step(key === "j" ? 1 : -1, false); }
-    else if (key === "a") { var approve = document.getElementById("approve"); if (approve) approve.focus(); else return; }
-    else if ("otbBreu".indexOf(key) >= 0 && key.length === 1) { if (!current || !press(key)) return; }
+    else if (key === "a") { if (!askApprove()) return; }
+    else if ("otbBreu".indexOf(key) >= 0 && key.length === 1) { if (!press(key)) return; }
     else return;
     evt.preventDefault();
   });
@@ -74,13 +111,20 @@
     var el = evt.target.closest && evt.target.closest(".hunk, .whole-file-card");
     if (el) select(el, false);
   });
-  document.addEventListener("htmx:afterSwap", function () {
-    if (current && !document.body.contains(current) && current.id) {
-      current = document.getElementById(current.id);
-      if (current) current.classList.add("current");
-    }
+  document.addEventListener("input", function (evt) {
+    if (evt.target.matches && evt.target.matches("textarea.result-text")) countMarkers(evt.target);
+  });
+  ["htmx:afterSettle", "htmx:oobAfterSwap", "htmx:wsAfterMessage"].forEach(function (name) {
+    document.addEventListener(name, restore);
   });
   document.addEventListener("DOMContentLoaded", function () {
+    var dialog = document.getElementById("approve-dialog");
+    if (dialog) {
+      dialog.addEventListener("close", function () {
+        var button = document.getElementById("approve");
+        if (dialog.returnValue === "approve" && button && !button.disabled) button.click();
+      });
+    }
     var start = location.hash && document.getElementById(location.hash.slice(1));
     if (start && (start.classList.contains("hunk") || start.classList.contains("whole-file-card"))) select(start, true);
   });

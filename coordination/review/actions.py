@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 
 from coordination.domain import dispatch
+from coordination.domain.budget import llm_settings, ticket_budget
 from coordination.domain.dispatch import Job
 from coordination.models import Event, Task
 from coordination.running import workspace
@@ -21,6 +22,7 @@ from coordination.scheduling import landing
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.spending import charge_llm
 from merges import review
+from merges.engine.llm import BUDGET_EXHAUSTED, agent_unavailable
 from merges.models import MergeAttempt
 
 
@@ -30,7 +32,21 @@ def request_approve(attempt_id: int, user) -> MergeAttempt:
 
 
 def request_retry(attempt_id: int, hint: str, user) -> MergeAttempt:
+    """Raises review.ReviewError when the agent cannot run (no key, no budget): asking would only wait
+    for a worker to find out."""
+    attempt = MergeAttempt.objects.select_related("ticket").get(pk=attempt_id)
+    if attempt.status == "conflicted" and (reason := retry_blocked(attempt)):
+        raise review.ReviewError(f"retry with a hint is not available: {reason}")
     return _request(attempt_id, "retry", user, hint=hint)
+
+
+def retry_blocked(attempt: MergeAttempt) -> str:
+    """Why "retry with a hint" cannot run on this attempt now; "" when it can."""
+    if not attempt.conflict_tree:
+        return "this round is a failed verify command, not a conflict the agent could retry"
+    if reason := agent_unavailable(llm_settings()):
+        return reason
+    return "" if ticket_budget(attempt.ticket).allows() else BUDGET_EXHAUSTED
 
 
 def request_drop(attempt_id: int, source: str, user) -> MergeAttempt:

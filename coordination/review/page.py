@@ -1,28 +1,33 @@
-"""What the review page shows for a conflicted merge attempt: per file, per hunk, and for the whole merge.
+"""What the review page shows for a merge attempt: the open round to decide, and every round decided before.
 
-Read-only: ``merges.review`` records decisions and keeps the gate; this module lays out what a reviewer
-needs to take them (both sides as diffs against the base, where each side came from, who proposed and
-who decided what) and renders the partials a decision swaps.
+Read-only: ``merges.review`` records decisions and keeps the gate, ``merges.provenance`` says who settled
+what; this module lays out what a reviewer needs (both sides as diffs against the base with the lines
+around them, what each side's task meant, the result so far) and renders the fragments an action or a
+live event replaces. A round stays on the page once decided: approving turns it into a read-only record.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 
 from coordination.models import Task
+from coordination.review import actions, diffs
+from coordination.review.diffs import DiffLine
+from coordination.review.state import summary
 from coordination.web import dashboard
-from merges import review
-from merges.engine.conflicts import TEXT_KINDS
+from merges import provenance, review
+from merges.engine.conflicts import MARKER_SIZE, TEXT_KINDS
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 
 LARGE_LINES = 3000  # past this a file is shown as its hunks only: no whole-file diffs, no whole-file editor
 LARGE_CHARS = 300_000
 HISTORY = 30  # review actions listed on the page
+PARTIALS = "coordination/partials/"
 
 # What each whole-file card says happened, and what the choices mean there.
 CARDS = {
@@ -45,25 +50,23 @@ class Side:
 
 
 @dataclass
-class DiffLine:
-    op: str  # " ", "-", "+"
-    text: str
-
-
-@dataclass
 class HunkView:
     index: int
-    start: int
-    ours: list[str]
-    base: list[str]
-    theirs: list[str]
-    ours_diff: list[DiffLine]
-    theirs_diff: list[DiffLine]
+    record: provenance.HunkRecord
     resolution: dict
+    ours_pane: list[DiffLine]  # each with the lines around the hunk
+    base_pane: list[DiffLine]
+    theirs_pane: list[DiffLine]
     proposal: list[str] | None  # what a resolver or the agent proposed, when it still stands
-    decided: bool
     edit_text: str
-    line: int = 0  # where the hunk starts in ours (the merged text's line, less the markers before it)
+
+    @property
+    def line(self) -> int:
+        return self.record.line
+
+    @property
+    def decided(self) -> bool:
+        return review.is_decided(self.resolution)
 
     @property
     def proposal_text(self) -> str:
@@ -71,43 +74,17 @@ class HunkView:
 
     @property
     def result_text(self) -> str:
-        return "\n".join(self.result)
-
-    @property
-    def tier(self) -> str:
-        return self.resolution.get("tier", "")
+        return "\n".join(self.resolution.get("lines") or [])
 
     @property
     def origin(self) -> str:
         """Who proposed what this hunk holds now: a resolver's name, the LLM, a person, or git (nothing)."""
-        tier = self.tier
-        if tier == "human":
-            previous = self.resolution.get("previous") or {}
-            return _origin_of(previous) if previous.get("tier") else "git (no proposal)"
-        return _origin_of(self.resolution) if tier else "git (no proposal)"
-
-    @property
-    def decided_by(self) -> str:
-        tier = self.tier
-        if not self.decided:
-            return ""
-        if tier == "human":
-            return "person: " + self.resolution.get("resolver", "").removeprefix("human:")
-        return "LLM" if tier == "llm" else f"auto: {self.resolution.get('resolver') or tier}"
-
-    @property
-    def rationale(self) -> str:
-        if self.tier == "human":
-            return (self.resolution.get("previous") or {}).get("rationale", "")
-        return self.resolution.get("rationale", "")
+        proposer = self.resolution.get("previous") or {} if self.resolution.get("tier") == "human" else self.resolution
+        return provenance.origin(proposer) or "git (no proposal)"
 
     @property
     def can_undo(self) -> bool:
-        return self.tier == "human"
-
-    @property
-    def result(self) -> list[str]:
-        return list(self.resolution.get("lines") or [])
+        return self.resolution.get("tier") == "human"
 
 
 @dataclass
@@ -117,6 +94,8 @@ class FileView:
     remaining: int
     result: str | None
     large: bool
+    open: bool  # in the round waiting for decisions: the page offers them
+    records: list[provenance.HunkRecord] = field(default_factory=list)
     clean_diff: list[DiffLine] = field(default_factory=list)  # non-conflicting changes, already applied
 
     @property
@@ -133,6 +112,10 @@ class FileView:
         return self.file.result_text is not None or self.file.result_deleted or bool(self.file.result_oid)
 
     @property
+    def whole_record(self) -> provenance.HunkRecord | None:
+        return self.records[0] if self.records and self.records[0].whole_file else None
+
+    @property
     def deleted_by(self) -> str:
         """For modify/delete: "ours" or "theirs", the side without the file."""
         if not self.file.ours_oid:
@@ -143,126 +126,155 @@ class FileView:
     def next_hunk(self) -> HunkView | None:
         return next((h for h in self.hunks if not h.decided), None)
 
+    @property
+    def result_rows(self) -> int:
+        return min(max((self.result or "").count("\n") + 1, 4), 24)
+
+    @property
+    def markers(self) -> int:
+        """Conflicts still marked in the result (counted again in the browser as the text is edited)."""
+        return sum(1 for line in (self.result or "").split("\n") if line.startswith("<" * MARKER_SIZE))
+
+
+@dataclass
+class RoundView:
+    """One stop for a person: the source that conflicted, its files, and what ended the round."""
+
+    number: int
+    files: list[FileView]
+    ours: Side
+    theirs: Side
+    open: bool  # waiting for decisions now
+    closing: ReviewAction | None  # the approve or drop that ended it
+    pending: dict  # the action queued on it and not carried out yet
+
+    @property
+    def anchor(self) -> str:
+        return f"round-{self.number}"
+
 
 def page(attempt_id: int) -> dict[str, Any]:
     attempt = get_object_or_404(MergeAttempt.objects.select_related("ticket__repository", "join__continuation",
                                                                     "task"), pk=attempt_id)
-    files = [file_view(f) for f in review.current_files(attempt).select_related("decided_by")]
-    names = [i["name"] for i in attempt.incoming]
-    tasks = {t.key: t for t in Task.objects.filter(ticket_id=attempt.ticket_id, key__in=names)
-             .only("id", "key", "title", "instructions", "status", "ticket_id")}
-    theirs_name = attempt.pending_sources[0] if attempt.pending_sources else ""
-    continuation = attempt.join.continuation if attempt.join else attempt.task
-    watched = [tasks[n] for n in names if n in tasks] + ([continuation] if continuation else [])
+    seq = dashboard.latest_seq(attempt.ticket_id)  # before the rows: catching up may repeat, never miss
     return {
         **dashboard._header(attempt.ticket_id),
-        "seq": dashboard.latest_seq(attempt.ticket_id),
-        "attempt": attempt,
-        "files": files,
-        "summary": summary(attempt, files),
-        "ours": Side("the ticket branch" + (" with " + ", ".join(attempt.merge_order) if attempt.merge_order
-                                           else ""), [tasks[n] for n in attempt.merge_order if n in tasks]),
-        "theirs": Side(theirs_name, [tasks[theirs_name]] if theirs_name in tasks else []),
-        "continuation": continuation,
-        "watched": Task.objects.filter(pk__in=[t.pk for t in watched]).defer(*dashboard.HEAVY_TASK_FIELDS),
-        "droppable": attempt.pending_sources[:1],
-        "history": list(ReviewAction.objects.filter(attempt=attempt).select_related("user", "conflict_file")
-                        .order_by("-id")[:HISTORY]),
+        "seq": seq,
+        **review_context(attempt),
+        "watched": Task.objects.filter(pk__in=watched_tasks(attempt)).defer(*dashboard.HEAVY_TASK_FIELDS),
     }
 
 
-@dataclass
-class Summary:
-    attempt: MergeAttempt
-    remaining: int
-    files_left: int
-    problems: list[str]
-    first_open: str  # anchor of the first undecided hunk or card, "" when none
-
-    @property
-    def open(self) -> bool:
-        return self.attempt.status == "conflicted"
+def watched_tasks(attempt: MergeAttempt) -> list[int]:
+    """The tasks whose rows the page shows and keeps live: the sources, and the continuation."""
+    names = [i["name"] for i in attempt.incoming]
+    ids = list(Task.objects.filter(ticket_id=attempt.ticket_id, key__in=names).values_list("pk", flat=True))
+    continuation = attempt.join.continuation_id if attempt.join else attempt.task_id
+    return ids + ([continuation] if continuation else [])
 
 
-def summary(attempt: MergeAttempt, files: list[FileView]) -> Summary:
-    first = next((f for f in files if f.remaining), None)
-    anchor = ""
-    if first is not None:
-        hunk = first.next_hunk
-        anchor = f"hunk-{first.file.pk}-{hunk.index}" if hunk and not first.whole_file else f"file-{first.file.pk}"
-    return Summary(attempt, sum(f.remaining for f in files), sum(1 for f in files if f.remaining),
-                   review.gate_problems(attempt) if attempt.status == "conflicted" else [], anchor)
+def review_context(attempt: MergeAttempt) -> dict[str, Any]:
+    """What the title, the rounds and the summary show: the fragments a review action or event replaces."""
+    tasks = {t.key: t for t in Task.objects.filter(ticket_id=attempt.ticket_id,
+                                                   key__in=[i["name"] for i in attempt.incoming])
+             .only("id", "key", "title", "instructions", "status", "ticket_id")}
+    rounds = rounds_of(attempt, tasks)
+    current = next((r for r in rounds if r.open), None)
+    return {
+        "attempt": attempt,
+        "continuation": attempt.join.continuation if attempt.join else attempt.task,
+        "rounds": rounds,
+        "summary": summary(attempt, current.files if current else [], rounds, actions.retry_blocked(attempt)),
+        "droppable": attempt.pending_sources[:1],
+        "history": history(attempt),
+    }
 
 
-def file_view(conflict: ConflictFile) -> FileView:
+def history(attempt: MergeAttempt) -> list[ReviewAction]:
+    """The newest review actions, each with ``label``: what it did, in words."""
+    rows = list(ReviewAction.objects.filter(attempt=attempt).select_related("user", "conflict_file")
+                .order_by("-id")[:HISTORY])
+    for row in rows:
+        choice = row.detail.get("choice", "")
+        row.label = provenance.ACTIONS.get(row.action, row.action)
+        row.choice_label = provenance.CHOICES.get(choice, choice)
+    return rows
+
+
+def rounds_of(attempt: MergeAttempt, tasks: dict[str, Task]) -> list[RoundView]:
+    """Every round of the attempt: the open one first (it is what the page is for), then the others,
+    newest first. A round is open while the attempt waits for a person on it."""
+    files = list(attempt.conflict_files.select_related("decided_by").order_by("round", "path"))
+    closings = provenance.round_closings(attempt)
+    numbers = {f.round for f in files} | set(closings)
+    waiting = attempt.status == "conflicted"
+    if waiting:
+        numbers.add(attempt.round)
+    pending = attempt.pending_action if attempt.status == "running" else {}
+    rounds = []
+    for number in sorted(numbers, reverse=True):
+        is_open = waiting and number == attempt.round
+        mine = [file_view(f, is_open) for f in files if f.round == number]
+        if mine:
+            source = mine[0].file.source
+        else:  # a round with no file (a failed verify command): the source pending when it is open
+            source = attempt.pending_sources[0] if is_open and attempt.pending_sources else ""
+        merged_before = attempt.merge_order[:attempt.merge_order.index(source)] if source in attempt.merge_order \
+            else attempt.merge_order
+        ours = Side("the ticket branch" + (" with " + ", ".join(merged_before) if merged_before else ""),
+                    [tasks[n] for n in merged_before if n in tasks])
+        rounds.append(RoundView(number, mine, ours, Side(source, [tasks[source]] if source in tasks else []),
+                                is_open, closings.get(number),
+                                pending if pending.get("round") == number else {}))
+    rounds.sort(key=lambda r: not r.open)  # stable: the open round first, the rest stay newest first
+    return rounds
+
+
+def file_view(conflict: ConflictFile, is_open: bool = True) -> FileView:
     resolutions = review.hunk_decisions(conflict)
+    records = provenance.hunk_records(conflict)
     text = conflict.merged_text or ""
     large = text.count("\n") > LARGE_LINES or len(text) > LARGE_CHARS
+    merged = text.split("\n")
     hunks = []
-    shift = 0  # lines of markers and of theirs/base sections above this hunk, absent from ours
     for index, (hunk, resolution) in enumerate(zip(conflict.hunks, resolutions, strict=True)):
         decided = review.is_decided(resolution)
-        proposal = resolution.get("lines") if resolution.get("tier") not in ("", "human") else None
+        before, after = diffs.around(merged, conflict.hunks, index) if text else ([], [])
         current = resolution.get("lines") if decided else hunk["ours"] + hunk["theirs"]
         hunks.append(HunkView(
-            index=index, start=hunk["start"], ours=hunk["ours"], base=hunk["base"], theirs=hunk["theirs"],
-            ours_diff=line_diff(hunk["base"], hunk["ours"]), theirs_diff=line_diff(hunk["base"], hunk["theirs"]),
-            resolution=resolution, proposal=proposal, decided=decided, edit_text="\n".join(current or []),
-            line=hunk["start"] - shift,
+            index=index, record=records[index], resolution=resolution,
+            ours_pane=before + diffs.line_diff(hunk["base"], hunk["ours"]) + after,
+            base_pane=before + [DiffLine(" ", line) for line in hunk["base"]] + after,
+            theirs_pane=before + diffs.line_diff(hunk["base"], hunk["theirs"]) + after,
+            proposal=resolution.get("lines") if resolution.get("tier") not in ("", "human") else None,
+            edit_text="\n".join(current or []),
         ))
-        shift += (hunk.get("end") or hunk["start"]) - hunk["start"] + 1 - len(hunk["ours"])
-    view = FileView(conflict, hunks, review.remaining_hunks(conflict), review.result_text(conflict), large)
+    view = FileView(conflict, hunks, review.remaining_hunks(conflict), review.result_text(conflict), large, is_open,
+                    records)
     if not large and conflict.base_text is not None and conflict.merged_text is not None and conflict.hunks:
-        view.clean_diff = clean_changes(conflict)
+        view.clean_diff = diffs.clean_changes(conflict.base_text, conflict.merged_text, conflict.hunks)
     return view
 
 
-def line_diff(base: list[str], side: list[str]) -> list[DiffLine]:
-    """``side`` against ``base``, line by line: what that side did to this part of the file."""
-    out: list[DiffLine] = []
-    for op, b1, b2, s1, s2 in difflib.SequenceMatcher(a=base, b=side, autojunk=False).get_opcodes():
-        if op == "equal":
-            out += [DiffLine(" ", line) for line in base[b1:b2]]
-            continue
-        out += [DiffLine("-", line) for line in base[b1:b2]]
-        out += [DiffLine("+", line) for line in side[s1:s2]]
-    return out
-
-
-def clean_changes(conflict: ConflictFile) -> list[DiffLine]:
-    """What git merged without conflict in this file: the base against git's result with every conflict
-    region put back to its base text, so only the clean changes remain."""
-    assert conflict.base_text is not None and conflict.merged_text is not None  # a text conflict: file_view checks
-    merged = conflict.merged_text.split("\n")
-    out: list[str] = []
-    position = 0
-    for hunk in conflict.hunks:
-        out += merged[position : hunk["start"] - 1] + list(hunk["base"])
-        position = hunk["end"]
-    out += merged[position:]
-    diff = difflib.unified_diff(conflict.base_text.split("\n"), out, "base", "merged", n=2, lineterm="")
-    lines = list(diff)[2:]  # no file header
-    return [DiffLine(line[:1] if line[:1] in "+-" else " ", line[1:] if line[:1] in "+- " else line)
-            for line in lines]
-
-
-def render_file(request, attempt: MergeAttempt, conflict: ConflictFile, can_review: bool) -> str:
+def render_file(request: HttpRequest, attempt_id: int, file_id: int, can_review: bool) -> str:
     """A decided file's section and the page's summary (out of band): what one decision changes."""
-    conflict = ConflictFile.objects.select_related("decided_by").get(pk=conflict.pk)
-    attempt = MergeAttempt.objects.get(pk=attempt.pk)
-    files = [file_view(f) for f in review.current_files(attempt).select_related("decided_by")]
-    view = next(f for f in files if f.file.pk == conflict.pk)
-    context = {"attempt": attempt, "can_review": can_review, "droppable": attempt.pending_sources[:1]}
-    html = render_to_string("coordination/partials/review_file.html", {**context, "view": view}, request)
-    html += render_to_string("coordination/partials/review_summary.html",
-                             {**context, "summary": summary(attempt, files), "oob": True}, request)
-    return html
+    attempt = MergeAttempt.objects.select_related("ticket", "join__continuation", "task").get(pk=attempt_id)
+    context = {**review_context(attempt), "can_review": can_review}
+    view = next(f for r in context["rounds"] for f in r.files if f.file.pk == file_id)
+    html = render_to_string(PARTIALS + "review_file.html", {**context, "view": view}, request)
+    return html + render_to_string(PARTIALS + "review_summary.html", {**context, "oob": True}, request)
 
 
-def _origin_of(resolution: dict) -> str:
-    tier, resolver = resolution.get("tier", ""), resolution.get("resolver", "")
-    if tier == "llm":
-        return "LLM"
-    if tier == "human":
-        return "person: " + resolver.removeprefix("human:")
-    return f"resolver: {resolver}" if resolver else tier
+def render_review(request: HttpRequest | None, attempt_id: int, can_review: bool, *, oob: bool,
+                  refused: list[str] | None = None) -> str:
+    """The review's summary, title and rounds: after an action, or when an event moved the attempt on.
+    ``oob``: all of them out of band (a live push); else the summary first, as the swap's own target.
+    A refused action changes nothing but the summary (and leaves any text being edited alone)."""
+    attempt = MergeAttempt.objects.select_related("ticket", "join__continuation", "task").get(pk=attempt_id)
+    context = {**review_context(attempt), "can_review": can_review, "oob": True}
+    if refused is not None:
+        context["summary"].problems = refused
+        return render_to_string(PARTIALS + "review_summary.html", {**context, "oob": oob, "refused": True}, request)
+    return (render_to_string(PARTIALS + "review_summary.html", {**context, "oob": oob}, request)
+            + render_to_string(PARTIALS + "review_title.html", context, request)
+            + render_to_string(PARTIALS + "review_rounds.html", context, request))

@@ -1,10 +1,11 @@
 """The review page and its actions. Viewers read it; reviewers decide, approve, retry with a hint, drop.
 
 Decisions are taken by ``merges.review`` (it records who, when and the diff); approving, retrying and
-dropping go through ``coordination.review.actions``, which releases the continuation the way an automatic merge
-does. The gate is the server's: approving with anything undecided or markers left answers 409 with the
-reasons, whatever the page sent. With htmx a decision swaps its file's section and the summary; without,
-each form posts and is redirected back to the hunk it changed.
+dropping are queued by ``coordination.review.actions`` and carried out by a worker, which releases the
+continuation the way an automatic merge does: the answer shows the action pending, and the page follows it
+live (``coordination.review.live``) to its outcome. The gate is the server's: approving with anything
+undecided or markers left answers 409 with the reasons, whatever the page sent. With htmx a decision swaps
+its file's section and the summary; without, each form posts and is redirected back to the hunk it changed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from coordination.review import actions as review_actions
 from coordination.review import page as review_page
-from coordination.web.htmx import HtmxHttpRequest
+from coordination.review.live import review_live_view
 from coordination.web.permissions import can_operate, can_review, reviewer_required, viewer_required
 from merges import review
 from merges.models import ConflictFile, MergeAttempt
@@ -33,14 +33,23 @@ def review_view(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 
 @viewer_required
+def review_live(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    """The live view without a websocket: what the socket would have sent for events after ``since``."""
+    attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
+    view = review_live_view(attempt.ticket_id, attempt.pk, request.user)
+    since = request.GET.get("since", "")
+    return HttpResponse(view.poll(int(since) if since.isdigit() else None))
+
+
+@viewer_required
 def file_fragment(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
-    return HttpResponse(review_page.render_file(request, attempt, conflict, can_review(request.user)))
+    return HttpResponse(review_page.render_file(request, attempt.pk, conflict.pk, can_review(request.user)))
 
 
 @reviewer_required
 @require_POST
-def decide_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
@@ -49,7 +58,7 @@ def decide_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: 
 
 @reviewer_required
 @require_POST
-def undo_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
                     lambda: review.undo_hunk(conflict.pk, index, request.user))
@@ -57,7 +66,7 @@ def undo_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: in
 
 @reviewer_required
 @require_POST
-def decide_file(request: HtmxHttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
+def decide_file(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"file-{file_id}",
@@ -73,42 +82,27 @@ def _choice(request: HttpRequest) -> tuple[str, str | None]:
 
 @reviewer_required
 @require_POST
-def approve(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+def approve(request: HttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
-    try:
-        attempt = review_actions.request_approve(attempt.pk, request.user)
-    except review.GateClosed as exc:
-        return _refused(request, attempt, exc.problems)
-    except review.ReviewError as exc:
-        return _refused(request, attempt, [str(exc)])
-    return _outcome(request, attempt, "approved")
+    return _queue(request, attempt, lambda: review_actions.request_approve(attempt.pk, request.user))
 
 
 @reviewer_required
 @require_POST
-def retry_with_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     hint = request.POST.get("hint", "").strip()
     if not hint:
         return _refused(request, attempt, ["a retry needs a hint: say what the agent got wrong"], status=422)
-    try:
-        attempt = review_actions.request_retry(attempt.pk, hint, request.user)
-    except review.ReviewError as exc:
-        return _refused(request, attempt, [str(exc)])
-    messages.info(request, "The agent is being asked again with your hint; its proposal appears here when it is done.")
-    return _back(request, reverse("coordination:review", args=[attempt.pk]))
+    return _queue(request, attempt, lambda: review_actions.request_retry(attempt.pk, hint, request.user))
 
 
 @reviewer_required
 @require_POST
-def drop_source(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
+def drop_source(request: HttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     source = request.POST.get("source", "")
-    try:
-        attempt = review_actions.request_drop(attempt.pk, source, request.user)
-    except review.ReviewError as exc:
-        return _refused(request, attempt, [str(exc)])
-    return _outcome(request, attempt, f"dropped {source}")
+    return _queue(request, attempt, lambda: review_actions.request_drop(attempt.pk, source, request.user))
 
 
 def _file(attempt_id: int, file_id: int) -> tuple[MergeAttempt, ConflictFile]:
@@ -116,7 +110,7 @@ def _file(attempt_id: int, file_id: int) -> tuple[MergeAttempt, ConflictFile]:
     return conflict.attempt, conflict
 
 
-def _decided(request: HtmxHttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
+def _decided(request: HttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
              ) -> HttpResponse:
     status = 200
     try:
@@ -127,36 +121,29 @@ def _decided(request: HtmxHttpRequest, attempt: MergeAttempt, conflict: Conflict
         status = 409
     if not request.htmx:
         return HttpResponseRedirect(reverse("coordination:review", args=[attempt.pk]) + f"#{anchor}")
-    return HttpResponse(review_page.render_file(request, attempt, conflict, can_review=True), status=status)
+    return HttpResponse(review_page.render_file(request, attempt.pk, conflict.pk, can_review=True), status=status)
 
 
-def _refused(request: HtmxHttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
+def _queue(request: HttpRequest, attempt: MergeAttempt, request_action) -> HttpResponse:
+    """Approve, retry and drop are queued: the answer shows the action pending (the page then follows it
+    live to its outcome), or the reasons it was refused."""
+    try:
+        request_action()
+    except review.GateClosed as exc:
+        return _refused(request, attempt, exc.problems)
+    except review.ReviewError as exc:
+        return _refused(request, attempt, [str(exc)])
+    if not request.htmx:
+        messages.info(request, f"Merge #{attempt.pk}: queued; this page shows the outcome when it is done.")
+        return HttpResponseRedirect(reverse("coordination:review", args=[attempt.pk]))
+    return HttpResponse(review_page.render_review(request, attempt.pk, can_review=True, oob=False))
+
+
+def _refused(request: HttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
     """The gate (or a stale page) said no: the summary with the reasons, or the page with a message."""
     if not request.htmx:
         for problem in problems:
             messages.error(request, problem)
         return HttpResponseRedirect(reverse("coordination:review", args=[attempt.pk]))
-    context = review_page.page(attempt.pk)
-    summary = context["summary"]
-    summary.problems = problems
-    return render(request, "coordination/partials/review_summary.html",
-                  {**context, "summary": summary, "can_review": True, "refused": True}, status=status)
-
-
-def _outcome(request: HtmxHttpRequest, attempt: MergeAttempt, what: str) -> HttpResponse:
-    """After approve or drop: a new conflict round is a new review; otherwise the outcome in place, and the
-    page's live view shows the continuation run."""
-    attempt.refresh_from_db()
-    if attempt.status == "conflicted":
-        messages.info(request, f"Merge #{attempt.pk}: {what}; the next source conflicts too (round {attempt.round}).")
-        return _back(request, reverse("coordination:review", args=[attempt.pk]))
-    if not request.htmx:
-        messages.success(request, f"Merge #{attempt.pk} {what}: {attempt.get_status_display()}.")
-        return HttpResponseRedirect(reverse("coordination:ticket_detail", args=[attempt.ticket_id]))
-    context = review_page.page(attempt.pk)
-    return render(request, "coordination/partials/review_summary.html",
-                  {**context, "can_review": True, "outcome": what})
-
-
-def _back(request: HtmxHttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
+    return HttpResponse(review_page.render_review(request, attempt.pk, can_review=True, oob=False, refused=problems),
+                        status=status)

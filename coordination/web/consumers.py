@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -21,6 +22,16 @@ COALESCE_SECONDS = 0.02  # a burst of events (a join merging, a log streaming) b
 SERVICE_RESTART = 1012  # htmx-ws reconnects on 1006, 1011, 1012 and 1013
 
 
+class PageView(Protocol):
+    """What a live page is to its socket: a snapshot on connect, then the fragments events change."""
+
+    ticket_id: int
+
+    def connect(self, since: int | None) -> str: ...
+
+    def update(self, event_ids: set[int]) -> str: ...
+
+
 class TicketConsumer(AsyncWebsocketConsumer):
     """``ws/tickets/<id>/[?since=<event id>][&task=<task id>]``: the ticket page, or one task's page.
 
@@ -29,7 +40,7 @@ class TicketConsumer(AsyncWebsocketConsumer):
     the newest event it reflects, which the page sends back as ``since`` when it reconnects.
     """
 
-    view: LiveView | None = None
+    view: PageView | None = None
     flushing: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -51,23 +62,29 @@ class TicketConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()
             return
-        rights = await database_sync_to_async(lambda: (can_view(user), can_operate(user)))()
-        if not rights[0]:  # signed in, but in neither viewers nor reviewers
+        if not await database_sync_to_async(can_view)(user):  # signed in, but in neither viewers nor reviewers
             await self.close()
             return
         ticket_id = self.scope["url_route"]["kwargs"]["ticket_id"]
         query = parse_qs(self.scope.get("query_string", b"").decode())
-        since, task_id = _int(query, "since"), _int(query, "task")
-        if not await database_sync_to_async(_exists)(ticket_id, task_id):
+        view = await database_sync_to_async(self.make_view)(user, ticket_id, query)
+        if view is None:
             await self.close()
             return
         self.pending: set[int] = set()
         await self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name)
         await relay.ensure_running()  # before the snapshot, so nothing falls between the two
         await self.accept()
-        view = LiveView(ticket_id, staff=user.is_staff, task_id=task_id, can_operate=rights[1])
-        await self.send(text_data=await database_sync_to_async(view.connect)(since))
+        await self.send(text_data=await database_sync_to_async(view.connect)(_int(query, "since")))
         self.view = view
+
+    def make_view(self, user, ticket_id: int, query: dict[str, list[str]]) -> PageView | None:
+        """What this socket shows (the ticket page, or one task's), or None for a page that is not there.
+        Another page of the ticket (the review page) subclasses this consumer and shows itself here."""
+        task_id = _int(query, "task")
+        if not _exists(ticket_id, task_id):
+            return None
+        return LiveView(ticket_id, staff=user.is_staff, task_id=task_id, can_operate=can_operate(user))
 
     async def disconnect(self, code: int) -> None:
         if self.flushing is not None:

@@ -15,7 +15,8 @@ from django.urls import reverse
 
 from coordination.models import Task, Ticket
 from coordination.web import charts
-from merges.models import ConflictFile, MergeAttempt
+from merges import provenance
+from merges.models import ConflictFile, MergeAttempt, ReviewAction
 
 FINAL_TICKET = ("done", "failed", "cancelled")
 CHART_ATTEMPTS = 40  # the newest merges of a ticket drawn in its chart
@@ -77,6 +78,7 @@ def attempt_page(attempt_id: int) -> dict[str, Any]:
         MergeAttempt.objects.select_related("ticket__repository", "join__continuation", "task", "rolled_back_by"),
         pk=attempt_id)
     files = list(attempt.conflict_files.select_related("decided_by").order_by("round", "path"))
+    closings = provenance.round_closings(attempt)
     names = [i["name"] for i in attempt.incoming]
     tasks = {t.key: t for t in Task.objects.filter(ticket_id=attempt.ticket_id, key__in=names)
              .only("id", "key", "title", "status", "ticket_id")}
@@ -89,8 +91,8 @@ def attempt_page(attempt_id: int) -> dict[str, Any]:
         "matrix_names": names,
         "matrix": pairwise_matrix(names, attempt.pairwise_conflicts),
         "files": files,
-        "hunk_rows": hunk_rows(files, attempt.resolvers),
-        "rounds": sorted({f.round for f in files}),
+        "hunk_rows": hunk_rows(files, closings),
+        "rounds": round_rows(attempt, files, closings),
         "reviewable": awaiting_review().filter(pk=attempt.pk).exists(),
     }
 
@@ -106,27 +108,38 @@ def pairwise_matrix(names: list[str], pairwise: dict[str, dict[str, int]]) -> li
 @dataclass
 class HunkRow:
     file: ConflictFile
-    index: int  # 0-based; shown 1-based
-    start: int
-    resolver: str  # what settled it (or proposed to): git, a resolver's name, llm, human:<user>; "" when nothing
-    tier: str
-    decided_by: str
-    rationale: str
+    record: provenance.HunkRecord
+    approval: ReviewAction | None  # the approve that accepted its round, when a person looked
 
 
-def hunk_rows(files: list[ConflictFile], resolvers: dict[str, str]) -> list[HunkRow]:
-    """The resolver of every hunk: its own record when it has one, else what settled its file."""
+@dataclass
+class RoundRow:
+    """One stop for a person, linked to its place on the review page."""
+
+    number: int
+    files: list[ConflictFile]
+    closing: ReviewAction | None
+    waiting: bool  # the attempt waits for a person on this round now
+
+    @property
+    def hunks(self) -> int:
+        return sum(f.hunk_count for f in self.files)
+
+
+def hunk_rows(files: list[ConflictFile], closings: dict[int, ReviewAction]) -> list[HunkRow]:
+    """Every hunk of every round with what settled it: the same record the review page shows."""
     rows = []
     for f in files:
-        resolutions = f.resolutions or []
-        for index, hunk in enumerate(f.hunks or [{"start": 0}]):
-            record = resolutions[index] if index < len(resolutions) and resolutions[index] else {}
-            rows.append(HunkRow(
-                file=f, index=index, start=hunk.get("start", 0),
-                resolver=record.get("resolver") or resolvers.get(f.path, "") or f.proposed_by,
-                tier=record.get("tier", ""), decided_by=str(record.get("decided_by") or ""),
-                rationale=record.get("rationale", "")))
+        approval = closings.get(f.round)
+        approval = approval if approval is not None and approval.action == "approve" else None
+        rows += [HunkRow(f, record, approval) for record in provenance.hunk_records(f)]
     return rows
+
+
+def round_rows(attempt: MergeAttempt, files: list[ConflictFile], closings: dict[int, ReviewAction]) -> list[RoundRow]:
+    numbers = {f.round for f in files} | set(closings) | ({attempt.round} if attempt.status == "conflicted" else set())
+    return [RoundRow(n, [f for f in files if f.round == n], closings.get(n),
+                     attempt.status == "conflicted" and n == attempt.round) for n in sorted(numbers)]
 
 
 def ticket_chart(ticket_id: int) -> str:

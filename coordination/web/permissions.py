@@ -29,7 +29,7 @@ CAN_OPERATE = "coordination.change_task"  # retry a failed task, cancel a ticket
 
 VIEW_PERMISSIONS = ("coordination.view_ticket", "coordination.view_task", "coordination.view_join",
                     "coordination.view_event", "merges.view_mergeattempt", "merges.view_conflictfile",
-                    "merges.view_reviewaction")
+                    "merges.view_reviewaction", "merges.view_recordedresolution")
 ACT_PERMISSIONS = (CAN_REVIEW, CAN_OPERATE, "coordination.change_ticket")
 GROUPS = {VIEWERS: VIEW_PERMISSIONS, REVIEWERS: VIEW_PERMISSIONS + ACT_PERMISSIONS}
 

@@ -25,8 +25,8 @@ from merges.engine.llm import (
     agent_unavailable,
     resolve_conflicts,
 )
-from merges.engine.resolvers.ladder import FileResolution, resolve_file
-from merges.engine.resolvers.recorded import ResolutionStore
+from merges.engine.resolvers.ladder import RECORDED, FileResolution, resolve_file
+from merges.engine.resolvers.recorded import ResolutionStore, conflict_key
 from merges.engine.validation import Verdict, validate_text
 
 
@@ -110,6 +110,9 @@ def _deterministic(detail: ConflictDetail, policy: LadderPolicy) -> FileSettleme
          "rationale": "", "lines": o.lines}
         for i, o in enumerate(result.outcomes)
     ]
+    for record, outcome in zip(settled.hunks, result.outcomes, strict=True):
+        if outcome.resolver == RECORDED and policy.store is not None:  # whose review this answer reuses
+            record["recorded"] = policy.store.citation(conflict_key(outcome.hunk))
     if result.outcomes:
         settled.text = result.render()
         resolvers = sorted({o.resolver for o in result.outcomes if o.resolver})

@@ -100,7 +100,8 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.console: list[str] = []
-        self.page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        self.page.on("console", lambda message: self.console.append(
+            f"{message.type}: {message.text} [{message.location.get('url', '')}]"))
         expect.set_options(timeout=TIMEOUT_MS)
 
     def tearDown(self) -> None:
@@ -129,11 +130,16 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self.page.click("button[type=submit]")
         expect(self.page.locator(".topbar")).to_contain_text(f"Log out {user.get_username()}")
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, full_page: bool = True) -> Path:
+        """Into ``artifacts/``; ``full_page=False``: what the first screen shows (the README's pictures)."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
+
+    def console_errors(self) -> list[str]:
+        """Errors the page logged, but for the browser's own request for /favicon.ico (not the page's)."""
+        return [m for m in self.console if m.startswith("error:") and not m.endswith("/favicon.ico]")]
 
     def wait_live(self) -> None:
         """Until the page's websocket is open (the badge says so)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from coordination.jobs.driving import drive
+from coordination.models import Ticket
+from coordination.running.leases import Lease
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 from tests import factories
 from tests.browser.conftest import BrowserTestCase
@@ -41,16 +43,31 @@ class RetryWithHintTests(BrowserTestCase):
         page = self.page
         page.goto(self.url(f"/reviews/{attempt.pk}/"))
         expect(page.locator("#remaining-overall")).to_contain_text("1 remaining")
+        self.wait_live()
+        page.evaluate("window.__loaded = true")
         page.locator(".more-actions summary").click()
         page.locator("textarea[name=hint]").fill(HINT)
+        # The retry is queued; while another merge of the ticket holds its lock, the page says it waits.
+        busy = Lease(Ticket, ticket.pk, 60, prefix="merge_lock")
+        assert busy.take()
         page.get_by_role("button", name="Retry the LLM with this hint").click()
+        summary = page.locator("#review-summary")
+        expect(summary).to_contain_text("Asking the agent again…")
+        expect(summary).to_contain_text(f"with the hint “{HINT}”")
+        expect(page.locator("button[name=choice]")).to_have_count(0)
+        busy.release()
 
+        # The agent's new proposal arrives on the page by itself, ready to approve.
         conflict = ConflictFile.objects.get(attempt=attempt)
         hunk = page.locator(f"#hunk-{conflict.pk}-0")
         expect(hunk).to_contain_text("proposal: LLM", timeout=30_000)
         expect(hunk).to_contain_text("Kept both values, B's first")
         expect(hunk).to_have_attribute("data-decided", "1")
+        expect(hunk.locator(".decided-by")).to_have_text("decided by LLM")
         expect(page.locator("#remaining-overall")).to_contain_text("0 remaining")
+        expect(summary.locator(".notice.info")).to_contain_text("The agent answered the hint")
+        expect(summary.locator(".notice.warning")).to_have_count(0)
+        assert page.evaluate("window.__loaded"), "the review page was reloaded"
         calls = fake_claude.recorded_calls(record)
         assert len(calls) == 2 and HINT in calls[1]["prompt"]
         action = ReviewAction.objects.get(attempt=attempt, action="retry_with_hint")
@@ -60,5 +77,8 @@ class RetryWithHintTests(BrowserTestCase):
 
         page.locator("#approve").click()
         expect(page.locator("#ticket-header .badge").first).to_have_text("done", timeout=30_000)
+        expect(summary).to_contain_text("Approved by alice")
+        expect(hunk.locator(".decided-by")).to_have_text("decided by LLM")
+        assert self.console_errors() == [], self.console
         ticket.refresh_from_db()
         assert "V10 = 'b'\nV10 = 'c'\n" in repo.show(ticket.branch, "settings.py")

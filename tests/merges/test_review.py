@@ -64,6 +64,7 @@ def test_a_person_decides_each_hunk_approves_and_the_continuation_runs_from_the_
     review.decide_hunk(conflict.pk, 2, "edit", alice, text="hand made fifty")
 
     review_actions.request_approve(attempt.pk, alice)
+    assert pool.wait_idle(timeout=60)  # the action is a queued job: until it ran, the ticket still waits
     assert drive(ticket.pk, pool, timeout=60) == "done"
 
     ticket.refresh_from_db()
@@ -109,6 +110,7 @@ def test_modify_delete_and_binary_conflicts_are_settled_from_their_cards(tmp_pat
     review.decide_file(files["logo.bin"].pk, "theirs", alice)
     review_actions.request_approve(attempt.pk, alice)
 
+    assert pool.wait_idle(timeout=60)  # the action is a queued job: until it ran, the ticket still waits
     assert drive(ticket.pk, pool, timeout=60) == "done"
     ticket.refresh_from_db()
     tree = repo.git.text("ls-tree", "--name-only", ticket.branch).split()
@@ -140,6 +142,7 @@ def test_retry_with_a_hint_asks_the_agent_again_and_records_the_hint(tmp_path, a
     action = ReviewAction.objects.get(attempt=attempt, action="retry_with_hint")
     assert action.detail["hint"] == "keep both lines, B first" and action.user == alice
     review_actions.request_approve(attempt.pk, alice)  # the proposal counts as decided: a person approves it
+    assert pool.wait_idle(timeout=60)  # the action is a queued job: until it ran, the ticket still waits
     assert drive(ticket.pk, pool, timeout=60) == "done"
 
 
@@ -150,6 +153,7 @@ def test_dropping_a_source_merges_the_rest_and_runs_the_dropped_task_again(tmp_p
 
     review_actions.request_drop(attempt.pk, dropped, alice)
 
+    assert pool.wait_idle(timeout=60)  # the action is a queued job: until it ran, the ticket still waits
     assert drive(ticket.pk, pool, timeout=60) == "done"
     attempt.refresh_from_db()
     assert attempt.status == "merged" and dropped not in attempt.merge_order
@@ -164,6 +168,7 @@ def test_a_resolution_a_reviewer_approved_is_reused_when_the_same_conflict_retur
     [conflict] = review.current_files(attempt)
     review.decide_hunk(conflict.pk, 0, "edit", alice, text="B and C fifty")
     review_actions.request_approve(attempt.pk, alice)
+    assert pool.wait_idle(timeout=60)  # the action is a queued job: until it ran, the ticket still waits
     assert drive(ticket.pk, pool, timeout=60) == "done"
 
     again = submit(repo, [{"key": "B", "command": sh(f"printf '{b}' > notes.txt")},

@@ -21,6 +21,10 @@ class ResolutionStore(Protocol):
     def lookup(self, conflict_key: str) -> list[str] | None:
         """The approved lines for a conflict with this key, or None."""
 
+    def citation(self, conflict_key: str) -> dict:
+        """Where the approved lines for this key came from (who approved them, in which review), kept with
+        the hunk they settle so the reuse can be traced back; {} when unknown."""
+
 
 def conflict_key(hunk: Hunk) -> str:
     sides = sorted("\n".join(line.rstrip() for line in side) for side in (hunk.ours, hunk.theirs))
@@ -44,6 +48,10 @@ class RecordedResolutions:
     def lookup(self, conflict_key: str) -> list[str] | None:
         entry = self.entries.get(conflict_key)
         return list(entry["resolution"]) if entry else None
+
+    def citation(self, conflict_key: str) -> dict:
+        entry = self.entries.get(conflict_key)
+        return {"approved_by": entry.get("approved_by", "")} if entry else {}
 
     def record(self, hunk: Hunk, resolution: list[str], approved_by: str) -> str:
         key = conflict_key(hunk)
