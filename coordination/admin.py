@@ -154,9 +154,9 @@ admin.site.unregister(RecordedResolution)
 class RecordedResolutionWithReviewAdmin(RecordedResolutionAdmin):
     """Each recorded resolution links to the review that made it."""
 
-    list_display = (*RecordedResolutionAdmin.list_display, "review")
-    fields = (*RecordedResolutionAdmin.fields, "review")
-    readonly_fields = (*RecordedResolutionAdmin.readonly_fields, "review")
+    list_display = (*RecordedResolutionAdmin.list_display, "review")  # type: ignore[assignment]
+    fields = (*RecordedResolutionAdmin.fields, "review")  # type: ignore[assignment]
+    readonly_fields = (*RecordedResolutionAdmin.readonly_fields, "review")  # type: ignore[assignment]
 
     @admin.display(description="made in")
     def review(self, recorded: RecordedResolution) -> SafeString | str:
@@ -168,7 +168,7 @@ class MergeAttemptWithRollbackAdmin(MergeAttemptAdmin):
     """The merge audit, plus the reviewers' rollback (it moves the ticket, so it lives with tickets)."""
 
     actions = ["roll_back"]
-    list_display = (*MergeAttemptAdmin.list_display, "review")
+    list_display = (*MergeAttemptAdmin.list_display, "review")  # type: ignore[assignment]
 
     @admin.display(description="review")
     def review(self, attempt: MergeAttempt) -> SafeString | str:

@@ -196,8 +196,8 @@ def history(attempt: MergeAttempt) -> list[ReviewAction]:
                 .order_by("-id")[:HISTORY])
     for row in rows:
         choice = row.detail.get("choice", "")
-        row.label = provenance.ACTIONS.get(row.action, row.action)
-        row.choice_label = provenance.CHOICES.get(choice, choice)
+        row.label = provenance.ACTIONS.get(row.action, row.action)  # type: ignore[attr-defined]
+        row.choice_label = provenance.CHOICES.get(choice, choice)  # type: ignore[attr-defined]
     return rows
 
 

@@ -11,7 +11,7 @@ its file's section and the summary; without, each form posts and is redirected b
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -19,13 +19,14 @@ from django.views.decorators.http import require_POST
 from coordination.review import actions as review_actions
 from coordination.review import page as review_page
 from coordination.review.live import review_live_view
+from coordination.web.htmx import HtmxHttpRequest
 from coordination.web.permissions import can_operate, can_review, reviewer_required, viewer_required
 from merges import review
 from merges.models import ConflictFile, MergeAttempt
 
 
 @viewer_required
-def review_view(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def review_view(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     context = review_page.page(attempt_id)
     return render(request, "coordination/review.html", {
         **context, "can_review": can_review(request.user), "can_operate": can_operate(request.user),
@@ -33,7 +34,7 @@ def review_view(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 
 @viewer_required
-def review_live(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def review_live(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     """The live view without a websocket: what the socket would have sent for events after ``since``."""
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     view = review_live_view(attempt.ticket_id, attempt.pk, request.user)
@@ -42,14 +43,14 @@ def review_live(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 
 @viewer_required
-def file_fragment(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
+def file_fragment(request: HtmxHttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     return HttpResponse(review_page.render_file(request, attempt.pk, conflict.pk, can_review(request.user)))
 
 
 @reviewer_required
 @require_POST
-def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+def decide_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
@@ -58,7 +59,7 @@ def decide_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int)
 
 @reviewer_required
 @require_POST
-def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
+def undo_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
                     lambda: review.undo_hunk(conflict.pk, index, request.user))
@@ -66,14 +67,14 @@ def undo_hunk(request: HttpRequest, attempt_id: int, file_id: int, index: int) -
 
 @reviewer_required
 @require_POST
-def decide_file(request: HttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
+def decide_file(request: HtmxHttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
     return _decided(request, attempt, conflict, f"file-{file_id}",
                     lambda: review.decide_file(conflict.pk, choice, request.user, text=text))
 
 
-def _choice(request: HttpRequest) -> tuple[str, str | None]:
+def _choice(request: HtmxHttpRequest) -> tuple[str, str | None]:
     """The button pressed, and for an edit its text (browsers send CRLF; Django's upload limit bounds it)."""
     choice = request.POST.get("choice", "")
     text = request.POST.get("text") if choice == "edit" else None
@@ -82,14 +83,14 @@ def _choice(request: HttpRequest) -> tuple[str, str | None]:
 
 @reviewer_required
 @require_POST
-def approve(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def approve(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     return _queue(request, attempt, lambda: review_actions.request_approve(attempt.pk, request.user))
 
 
 @reviewer_required
 @require_POST
-def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def retry_with_hint(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     hint = request.POST.get("hint", "").strip()
     if not hint:
@@ -99,7 +100,7 @@ def retry_with_hint(request: HttpRequest, attempt_id: int) -> HttpResponse:
 
 @reviewer_required
 @require_POST
-def drop_source(request: HttpRequest, attempt_id: int) -> HttpResponse:
+def drop_source(request: HtmxHttpRequest, attempt_id: int) -> HttpResponse:
     attempt = get_object_or_404(MergeAttempt, pk=attempt_id)
     source = request.POST.get("source", "")
     return _queue(request, attempt, lambda: review_actions.request_drop(attempt.pk, source, request.user))
@@ -110,7 +111,7 @@ def _file(attempt_id: int, file_id: int) -> tuple[MergeAttempt, ConflictFile]:
     return conflict.attempt, conflict
 
 
-def _decided(request: HttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
+def _decided(request: HtmxHttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
              ) -> HttpResponse:
     status = 200
     try:
@@ -124,7 +125,7 @@ def _decided(request: HttpRequest, attempt: MergeAttempt, conflict: ConflictFile
     return HttpResponse(review_page.render_file(request, attempt.pk, conflict.pk, can_review=True), status=status)
 
 
-def _queue(request: HttpRequest, attempt: MergeAttempt, request_action) -> HttpResponse:
+def _queue(request: HtmxHttpRequest, attempt: MergeAttempt, request_action) -> HttpResponse:
     """Approve, retry and drop are queued: the answer shows the action pending (the page then follows it
     live to its outcome), or the reasons it was refused."""
     try:
@@ -139,7 +140,7 @@ def _queue(request: HttpRequest, attempt: MergeAttempt, request_action) -> HttpR
     return HttpResponse(review_page.render_review(request, attempt.pk, can_review=True, oob=False))
 
 
-def _refused(request: HttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
+def _refused(request: HtmxHttpRequest, attempt: MergeAttempt, problems: list[str], status: int = 409) -> HttpResponse:
     """The gate (or a stale page) said no: the summary with the reasons, or the page with a message."""
     if not request.htmx:
         for problem in problems:

@@ -99,7 +99,7 @@ class TicketConsumer(AsyncWebsocketConsumer):
         if self.flushing is None:
             self.flushing = asyncio.create_task(self._flush(self.view))
 
-    async def _flush(self, view: LiveView) -> None:
+    async def _flush(self, view: PageView) -> None:
         """Render pending events, one batch at a time, so messages leave in the order of their state."""
         try:
             while self.pending:

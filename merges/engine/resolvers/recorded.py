@@ -21,7 +21,7 @@ class ResolutionStore(Protocol):
     def lookup(self, conflict_key: str) -> list[str] | None:
         """The approved lines for a conflict with this key, or None."""
 
-    def citation(self, conflict_key: str) -> dict:
+    def citation(self, conflict_key: str) -> dict[str, object]:
         """Where the approved lines for this key came from (who approved them, in which review), kept with
         the hunk they settle so the reuse can be traced back; {} when unknown."""
 
@@ -49,7 +49,7 @@ class RecordedResolutions:
         entry = self.entries.get(conflict_key)
         return list(entry["resolution"]) if entry else None
 
-    def citation(self, conflict_key: str) -> dict:
+    def citation(self, conflict_key: str) -> dict[str, object]:
         entry = self.entries.get(conflict_key)
         return {"approved_by": entry.get("approved_by", "")} if entry else {}
 
