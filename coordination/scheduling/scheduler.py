@@ -220,7 +220,7 @@ def join_verdict(strategy: str, source_statuses: list[str]) -> str:
 
 def _to_land() -> Q:
     """Tasks that succeeded and whose merge is due or under way (a join's sources land with the join)."""
-    return Q(status="succeeded", landed=False) & ~Exists(Join.sources.through.objects.filter(task_id=OuterRef("pk")))
+    return Q(status="succeeded", landed=False) & Q(~Exists(Join.sources.through.objects.filter(task_id=OuterRef("pk"))))
 
 
 def _settle_ticket(ticket: Ticket) -> None:
