@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from coordination.models import Event, Join, OwnershipClaim, Repository, Task, Ticket
+from coordination.models import Event, Join, OwnershipClaim, Repository, StatefulModel, Task, Ticket
 from coordination.scheduling.rollback import rollback_attempt
 from coordination.scheduling.ticket_access import revoke_ticket_token
 from coordination.web.permissions import can_review
@@ -48,11 +48,12 @@ class AuditedAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Model, form: ModelForm, change: bool) -> None:
         """Write only the allowed fields the form changed (a full save could put back a status a worker
         moved meanwhile), and the Event with it: the admin's view runs in one transaction."""
+        assert isinstance(obj, StatefulModel)  # tickets and tasks: the rows whose changes are events
         changed = sorted(name for name in form.changed_data if name in self.editable)
         if not changed:
             return
         obj.save(update_fields=[*changed, "updated_at"])
-        Event.record(obj.event_ticket, "admin.changed", {  # type: ignore[attr-defined]  # a StatefulModel
+        Event.record(obj.event_ticket, "admin.changed", {
             "by": request.user.get_username(), "model": obj._meta.model_name, "id": obj.pk, "fields": changed,
         })
 

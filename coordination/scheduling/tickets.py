@@ -111,7 +111,7 @@ class TicketClosed(Exception):
 def add_discovered_task(ticket_id: int, raw: object) -> Task:
     """A running task adds work to its own ticket; its join registers itself, the scheduler picks it up.
 
-    Raises SpecError (bad spec, unknown dependency, duplicate key) or TicketClosed, writing nothing.
+    Raises SpecError (bad spec, not a mapping, unknown dependency, duplicate key) or TicketClosed, writing nothing.
     """
     spec = parse_task(raw)
     with transaction.atomic():
