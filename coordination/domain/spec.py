@@ -212,13 +212,20 @@ def check_unique_keys(keys: list[str]) -> None:
 def _string(value: Any, what: str, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
         raise SpecError(f"{what} must be a {'string' if allow_empty else 'non-empty string'}")
-    return value
+    return _no_nul(value, what)
 
 
 def _string_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SpecError(f"{what} must be a list of non-empty strings")
-    return list(value)
+    return [_no_nul(v, what) for v in value]
+
+
+def _no_nul(value: str, what: str) -> str:
+    """NUL ends a C string (git, the shell) and PostgreSQL refuses it in text: never a meaningful character."""
+    if "\0" in value:
+        raise SpecError(f"{what} contains a NUL character")
+    return value
 
 
 def _patterns(value: Any, what: str) -> list[str]:

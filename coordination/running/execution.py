@@ -36,6 +36,7 @@ from merges.engine.processes import process_environment
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_SECONDS = 1.0
+MAX_RESULT_BYTES = 1 << 20  # $DAGMERGE_RESULT is read into memory and stored in a row: bounded
 
 
 @dataclass
@@ -106,6 +107,7 @@ def execute(task: Task, heartbeat: Heartbeat | None = None) -> Outcome:
         env = task_environment(task, sandbox, context_path)
         with LogStreamer(task.pk) as streamer:
             process, spend = run_executor(task, sandbox, env, streamer.append, stop)
+        process.output_tail = storable(process.output_tail)
         head = sandbox.commit_all(f"{task.key}: {task.title}\n\ndagmerge ticket {ticket.pk}, task {task.pk}\n")
         result = {
             "exit_code": process.exit_code,
@@ -213,10 +215,28 @@ def _process_error(task: Task, process: ProcessResult) -> str:
 def _parse_result(data: bytes | None) -> Any:
     if data is None or not data.strip():
         return None
+    if len(data) > MAX_RESULT_BYTES:
+        raise ValueError(f"$DAGMERGE_RESULT holds {len(data)} bytes; at most {MAX_RESULT_BYTES} are kept")
     try:
-        return json.loads(data)
+        parsed = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"$DAGMERGE_RESULT is not valid JSON: {exc}") from None
+    if _holds_nul(parsed):
+        raise ValueError("$DAGMERGE_RESULT holds a NUL character (\\u0000), which the database cannot store")
+    return parsed
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(map(_holds_nul, value))
+
+
+def storable(text: str) -> str:
+    """Output as a text column can hold it: PostgreSQL refuses NUL, which a task may well print."""
+    return text.replace("\0", "\ufffd")
 
 
 def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
@@ -258,7 +278,7 @@ class LogStreamer:
 
     def append(self, text: str) -> None:
         with self._lock:
-            self._buffer.append(text)
+            self._buffer.append(storable(text))
 
     def _loop(self) -> None:
         close_old_connections()

@@ -82,8 +82,8 @@ def normalize_source(url_or_path: str) -> str:
 
 def remote_branch_sha(source: str, branch: str) -> str:
     """The commit ``branch`` points at in the source, read without writing anything."""
-    if not Git.outside_repository().check_ref_format(f"refs/heads/{branch}"):
-        raise RepositoryError(f"'{branch}' is not a valid branch name")
+    if not valid_branch_name(branch):
+        raise RepositoryError(f"{branch!r} is not a valid branch name")  # repr: one line, whatever it holds
     try:
         out = Git.outside_repository().text("ls-remote", "--heads", "--end-of-options", source, f"refs/heads/{branch}",
                                               network=True)
@@ -92,6 +92,13 @@ def remote_branch_sha(source: str, branch: str) -> str:
     if not out:
         raise RepositoryError(f"base branch '{branch}' does not exist in {source}")
     return out.split()[0]
+
+
+def valid_branch_name(branch: str) -> bool:
+    """What ``git branch`` would accept: a valid ref, and not an option, ``@`` or ``HEAD``, which git's
+    commands read as something else."""
+    return (not branch.startswith("-") and branch not in ("@", "HEAD")
+            and Git.outside_repository().check_ref_format(f"refs/heads/{branch}"))
 
 
 def sync_clone(repository_id: int, source: str, branch: str) -> str:

@@ -24,6 +24,7 @@ from merges.engine import isolation, processes
 from merges.engine.isolation import Isolation, wrap
 from merges.engine.processes import Limits, kill_process_group, process_environment
 from merges.engine.runner import ProcessResult, run_confined
+from tests.processes import gone, marker, matching
 
 CANARY = "canary-XYZ-7f3a"
 SECRET_KEY = "django-insecure-secret-key-canary"
@@ -76,36 +77,6 @@ def sandboxed(iso: Isolation, home: Path, script: str, **kwargs) -> ProcessResul
     kwargs.setdefault("extra_env", {"TASK_VAR": "visible-to-task"})
     return run_confined(["sh", "-c", script], isolation=iso, workdir=home / "workspace" / "worktrees" / "t1",
                hide=[home], **kwargs)
-
-
-def gone(marker: str, within: float = 5.0) -> bool:
-    """Whether no process matches ``marker`` (a SIGKILLed process may take a moment to die)."""
-    deadline = time.monotonic() + within
-    while matching(marker):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def matching(marker: str) -> list[str]:
-    """Command lines of live processes containing ``marker`` (what ``pgrep -af`` prints)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                state = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if marker in cmdline and state != "Z":
-                found.append(cmdline)
-    return found
-
-
-def marker() -> str:
-    """A `sleep` duration no other process on the machine uses: `sleep 301.<digits>` is its own pgrep key."""
-    return f"301.{random.randrange(10**8):08d}"
 
 
 def test_environment_policy_passes_only_the_allow_list_and_named_extras(monkeypatch):

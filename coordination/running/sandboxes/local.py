@@ -5,16 +5,19 @@ clone (``objects/info/alternates``): it can read history and commit, but its ref
 its own and nothing it does reaches the clone. Its commands run under bubblewrap (``run_confined``):
 only ``work/`` and the scratch folder are writable, DAGMERGE_HOME and every other task are hidden, and
 the network is off unless the task or ticket asks for it. Afterwards dagmerge checks the repository was
-not turned into a door (``.git`` replaced by a link or a gitfile, alternates pointed elsewhere), commits
-what the task left with its own neutralised git, fetches the result into the clone and moves the task
-branch by compare-and-swap. The whole folder is removed when the task ends, and any folder a dead run of
-the same task left behind is removed before the next run starts.
+not turned into a door (``.git`` or anything in it replaced by a link, a ``commondir``, alternates pointed
+elsewhere), puts back the config it wrote, commits what the task left with its own neutralised git,
+fetches the result into the clone and moves the task branch by compare-and-swap. The whole folder is
+removed when the task ends, and any folder a dead run of the same task left behind is removed before the
+next run starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +43,9 @@ class TamperedRepository(GitError):
     def __init__(self, what: str):
         super().__init__(["sandbox"], 1, what)
 
+    def __str__(self) -> str:
+        return f"refused: {self.stderr}"
+
 
 class LocalSandbox:
     """A task's own repository under ``root`` (``root/work``, ``root/scratch``), confined when it runs."""
@@ -56,6 +62,7 @@ class LocalSandbox:
         self._isolation, self._hide, self._network = isolation, tuple(hide), network
         self.isolation = isolation.describe() + (", network on" if network and isolation.isolated else "")
         self._ref = self._start = ""
+        self._config = b""  # the task repository's config as dagmerge wrote it, restored before its own git
         # Touched on every lease renewal; a run whose file goes stale (its worker stopped) is killed at 2/3
         # of the lease, before the sweep can start another run of the task.
         self.alive, self._alive_within = root / "alive", lease_seconds * 2 / 3
@@ -81,6 +88,7 @@ class LocalSandbox:
                 self.clone.update_ref(ref, start_sha, current, message="dagmerge: task start")
         git = Git(self.workdir)
         git.run("init", "-q", "--template=", "-b", "work")
+        self._config = (self.workdir / ".git" / "config").read_bytes()
         self._borrow_objects()
         git.run("update-ref", "refs/heads/work", start_sha)
         git.run("reset", "-q", "--hard", "work")
@@ -88,7 +96,11 @@ class LocalSandbox:
     def _borrow_objects(self) -> None:
         info = self.workdir / ".git" / "objects" / "info"
         info.mkdir(parents=True, exist_ok=True)
-        (info / "alternates").write_text(f"{self.clone.repo / 'objects'}\n")
+        (info / "alternates").write_text(self._alternates)
+
+    @property
+    def _alternates(self) -> str:
+        return f"{self.clone.repo / 'objects'}\n"
 
     def write_file(self, name: str, data: bytes) -> str:
         path = self.scratch / name
@@ -130,12 +142,29 @@ class LocalSandbox:
         return head
 
     def _check_repository(self) -> None:
-        """The task could write its .git: make sure dagmerge's git reads only what dagmerge set up."""
-        dot_git, objects = self.workdir / ".git", self.workdir / ".git" / "objects"
-        for path in (dot_git, objects):
-            if path.is_symlink() or not path.is_dir():
-                raise TamperedRepository(f"the task replaced {path.relative_to(self.workdir)}")
-        self._borrow_objects()  # whatever the task wrote there, dagmerge's git borrows from the clone only
+        """The task could write its .git: make sure dagmerge's git reads only what dagmerge set up.
+
+        Refused: ``.git`` or anything in it turned into a link or a special file (git follows links in refs,
+        logs and objects — into the clone, whose path the alternates file names — and blocks on a FIFO); a
+        ``commondir`` file (git would take refs, objects and config from the repository it names); alternates
+        changed. The config is put back as ``git init`` wrote it: git honours conditional includes
+        (``includeIf "onbranch:…"``) that no reading of the file from outside the repository can see, so the
+        only safe config is one the task did not write.
+        """
+        dot_git = self.workdir / ".git"
+        if dot_git.is_symlink() or not dot_git.is_dir():
+            raise TamperedRepository("the task replaced .git with a link or a file")
+        for folder, dirs, files in os.walk(dot_git):
+            for name in (*dirs, *files):
+                path = Path(folder, name)
+                if not stat.S_ISDIR(mode := path.lstat().st_mode) and not stat.S_ISREG(mode):
+                    raise TamperedRepository(f"the task made {path.relative_to(self.workdir)} a link or a special file")
+        if (dot_git / "commondir").exists():
+            raise TamperedRepository("the task pointed .git/commondir at another repository")
+        alternates = dot_git / "objects" / "info" / "alternates"
+        if not alternates.is_file() or alternates.read_text(errors="replace") != self._alternates:
+            raise TamperedRepository("the task rewrote .git/objects/info/alternates")
+        (dot_git / "config").write_bytes(self._config)
 
     def changed_files(self, since: str) -> list[str]:
         return sorted(self.clone.changed_paths(since, self.clone.text("rev-parse", self._ref)))
