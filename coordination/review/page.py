@@ -14,6 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
 
 from coordination.models import Task
 from coordination.review import actions, diffs
@@ -65,6 +66,18 @@ class HunkView:
         return self.record.line
 
     @property
+    def ours_html(self) -> SafeString:
+        return diffs.pane_html(self.ours_pane, "(nothing)")
+
+    @property
+    def base_html(self) -> SafeString:
+        return diffs.pane_html(self.base_pane, "(empty: both sides added here)")
+
+    @property
+    def theirs_html(self) -> SafeString:
+        return diffs.pane_html(self.theirs_pane, "(nothing)")
+
+    @property
     def decided(self) -> bool:
         return review.is_decided(self.resolution)
 
@@ -97,6 +110,10 @@ class FileView:
     open: bool  # in the round waiting for decisions: the page offers them
     records: list[provenance.HunkRecord] = field(default_factory=list)
     clean_diff: list[DiffLine] = field(default_factory=list)  # non-conflicting changes, already applied
+
+    @property
+    def clean_html(self) -> SafeString:
+        return diffs.pane_html(self.clean_diff)
 
     @property
     def card(self) -> str:
