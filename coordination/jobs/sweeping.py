@@ -29,8 +29,6 @@ from coordination.domain.dispatch import Job
 from coordination.models import Join, Task, Ticket
 from merges.models import MergeAttempt
 
-STALE_AFTER = timedelta(minutes=2)
-
 
 def sweep() -> dict[str, int]:
     now = timezone.now()
@@ -45,7 +43,9 @@ def sweep() -> dict[str, int]:
     for join in Join.objects.filter(unlocked, status="merging", updated_at__lt=now - lease).exclude(
             merge_attempts__status="running"):
         counts["recovered_joins"] += _recover_join(join.pk)
-    stale = now - STALE_AFTER
+    # A queued state older than this lost its message (a worker died holding it: the filesystem broker
+    # deletes a message when it is fetched, Redis redelivers only after visibility_timeout): send it again.
+    stale = now - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS)
     for task in Task.objects.filter(status="ready", updated_at__lt=stale):
         dispatch.submit(Job.RUN_TASK, task.pk)
         counts["redispatched"] += 1
