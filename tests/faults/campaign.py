@@ -13,7 +13,10 @@ import json
 import os
 import random
 import shlex
+import socketserver
 import statistics
+import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,7 +33,6 @@ from coordination.running import workspace
 from merges.engine.git import Git
 from merges.models import MergeAttempt
 from tests.faults.processes import Service, celery_worker
-from tests.scenarios import sh
 
 TICK_S = 0.2
 GAP_S = 2.5  # a tick late by more than this is a run that was frozen, not a slow one
@@ -57,14 +59,59 @@ def db(read: Callable[[], Any], timeout: float = 90) -> Any:
             time.sleep(0.5)
 
 
-def effect_task(key: str, log: Path, ticks: int, files: dict[str, str] | None = None, **spec: Any) -> dict:
-    """A task whose side effect goes to ``log``; it writes ``files`` and returns its run id as its result."""
-    writes = "".join(f"echo {shlex.quote(text)} > {name}; " for name, text in (files or {}).items())
-    line = f'"$DAGMERGE_TICKET $DAGMERGE_TASK $run $(date +%s.%N)" >> {log}'
-    script = (f"run=$(cat /proc/sys/kernel/random/uuid); echo start {line}; i=0; "
-              f"while [ $i -lt {ticks} ]; do sleep {TICK_S}; echo tick {line}; i=$((i+1)); done; {writes}"
-              f'printf \'{{"run": "%s"}}\' "$run" > "$DAGMERGE_RESULT"; echo end {line}')
-    return {"key": key, "title": f"Effect {key}", "command": sh(script), **spec}
+EFFECT = """
+import json, os, socket, sys, time, uuid
+port, ticks, files = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+run = uuid.uuid4().hex
+def say(kind):
+    line = f"{kind} {os.environ['DAGMERGE_TICKET']} {os.environ['DAGMERGE_TASK']} {run} {time.time():.6f}\\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(line.encode())
+        s.recv(1)
+say("start")
+for _ in range(ticks):
+    time.sleep(TICK_S)
+    say("tick")
+for name, text in files.items():
+    with open(name, "w") as f:
+        f.write(text + "\\n")
+with open(os.environ["DAGMERGE_RESULT"], "w") as f:
+    json.dump({"run": run}, f)
+say("end")
+""".replace("TICK_S", str(TICK_S))
+
+
+def effect_task(key: str, effects: EffectLog, ticks: int, files: dict[str, str] | None = None, **spec: Any) -> dict:
+    """A task whose side effect reaches ``effects`` over the network (a sandboxed task can write nothing
+    outside its checkout); it writes ``files`` and returns its run id as its result."""
+    argv = [sys.executable, "-I", "-c", EFFECT, str(effects.port), str(ticks), json.dumps(files or {})]
+    return {"key": key, "title": f"Effect {key}", "command": shlex.join(argv), "network": True, **spec}
+
+
+class EffectLog:
+    """The append-only log of side effects: a TCP server in the test process appends every line a task
+    sends (and answers one byte once it is written, so a task's line is kept before the task goes on)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        log = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline()
+                with log._lock, open(log.path, "ab") as out:
+                    out.write(line)
+                self.wfile.write(b".")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="effect-log").start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @dataclass
@@ -137,9 +184,7 @@ class Bench:
     def logs(self) -> Path:
         return self.root / "logs"
 
-    @property
-    def effects(self) -> Path:
-        return self.root / "effects.log"
+    effects: EffectLog | None = None
 
     def worker(self, name: str = "worker") -> Service:
         service = celery_worker(name, self.env, self.logs)
@@ -228,7 +273,7 @@ def check_ticket(bench: Bench, ticket_id: int, source: Path | str, expected: str
     if ticket.status != expected:
         kind = "failed" if ticket.status in ("failed", "cancelled") else "stuck"
         problems.add(kind, f"ticket {ticket_id} is {ticket.status}, not {expected}: {ticket.error}")
-    runs = read_runs(bench.effects)
+    runs = read_runs(bench.effects.path)
     clone = workspace.clone_git(ticket.repository_id)
     subjects = clone.text("log", "--format=%s", ticket.ref).splitlines()
     merges = clone.text("log", "--merges", "--format=%s", ticket.ref).splitlines()

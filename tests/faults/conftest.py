@@ -16,7 +16,7 @@ from django.db import connection
 from coordination.domain import dispatch
 from coordination.jobs.dispatchers import CeleryDispatcher
 from dagmerge_site.celery import app as celery_app
-from tests.faults.campaign import RECORDS, Bench, summary
+from tests.faults.campaign import RECORDS, Bench, EffectLog, summary
 from tests.faults.processes import celery_beat
 
 # Short leases keep recovery quick; every one can be set from outside for a longer campaign.
@@ -24,9 +24,6 @@ CAMPAIGN_ENV = {
     "DAGMERGE_LEASE_SECONDS": "5",  # the shortest the settings allow
     "DAGMERGE_SWEEP_SECONDS": "1",
     "DAGMERGE_RESEND_SECONDS": "8",
-    # The side effect goes to a log outside the task's checkout, which a bubblewrap sandbox would not let
-    # it write: the campaign's tasks are the test's own code.
-    "DAGMERGE_TRUSTED_CODE": "1",
     "DAGMERGE_LOG_LEVEL": "INFO",
 }
 
@@ -55,7 +52,8 @@ def bench(transactional_db, settings, tmp_path, request) -> Bench:
     (tmp_path / "logs").mkdir()
     settings.DAGMERGE_LEASE_SECONDS = int(env["DAGMERGE_LEASE_SECONDS"])
     seed = f"{os.environ.get('DAGMERGE_FAULT_SEED', '9')}:{request.node.name}"
-    bench = Bench(root=tmp_path, env=env, backend=backend(), rng=random.Random(seed))
+    bench = Bench(root=tmp_path, env=env, backend=backend(), rng=random.Random(seed),
+                  effects=EffectLog(tmp_path / "effects.log"))
     celery_app.control.purge()  # nothing left over from another test may reach these workers
     beat = celery_beat(env, bench.logs)
     beat.start()
@@ -63,6 +61,7 @@ def bench(transactional_db, settings, tmp_path, request) -> Bench:
     yield bench
     for service in [*bench.workers, beat]:
         service.stop()
+    bench.effects.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

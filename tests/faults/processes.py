@@ -48,6 +48,13 @@ def alive(pids: list[int]) -> list[int]:
     return [pid for pid in pids if pid in live]
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:300]
+    except OSError:
+        return "?"
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1, state=None):
     """Poll ``condition`` until it returns something truthy; AssertionError naming ``what`` (and what
     ``state()`` says) at the timeout."""
@@ -99,10 +106,15 @@ class Service:
                    30, f"{self.name}'s process group to die")
         return alive([pid for pid in below if pid != self.proc.pid])
 
-    def freeze(self) -> list[int]:
-        """SIGSTOP the worker and everything below it (task commands in sessions of their own too), as a
-        paused machine or container would be; returns the pids stopped."""
+    def freeze(self, everything: bool) -> list[int]:
+        """SIGSTOP the worker's process group (``kill -STOP -<pgid>``: what it started in sessions of its
+        own runs on), or with ``everything`` the worker and every process below it, as a paused machine
+        would be; returns the pids stopped."""
         assert self.proc is not None
+        if not everything:
+            group = [pid for pid, state, _, pgrp in processes() if pgrp == self.proc.pid and state not in "ZX"]
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            return group
         stopped: list[int] = []
         while True:  # a stopped process forks no more: repeat until nothing new appears
             fresh = [pid for pid in descendants(self.proc.pid) if pid not in stopped]

@@ -148,12 +148,18 @@ class Publishing(Scenario):
     def source(self) -> str:
         return f"file://{self.repo.path}"
 
+    def _lines(self) -> list[str]:
+        return self.marker.read_text().split() if self.marker.exists() else []
+
     def _pushing(self) -> bool:
-        lines = self.marker.read_text().split() if self.marker.exists() else []
-        return lines.count("start") > lines.count("end")
+        """A push began since the ticket was submitted and has not ended (a killed one never ends)."""
+        lines = self._lines()[self._since:]
+        return bool(lines) and lines[-1] == "start"
 
     def submit(self) -> int:
-        return submit_spec(self.source, [effect_task("A", self.bench.effects, 1, {"a.txt": "a"})])
+        ticket_id = submit_spec(self.source, [effect_task("A", self.bench.effects, 1, {"a.txt": "a"})])
+        self._since = len(self._lines())  # the ticket branch's first push, made by submit itself, is over
+        return ticket_id
 
     def window(self, ticket_id: int) -> None:
         wait_until(self._pushing, 90, "a push to the source", 0.05, lambda: describe(ticket_id))

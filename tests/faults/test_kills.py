@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.faults.campaign import check_ticket, fault_kills, in_flight_rows, ref_is_old_or_new
+from tests.faults.processes import alive, cmdline
 from tests.faults.scenarios import SCENARIOS
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -37,6 +38,8 @@ def test_a_killed_worker_loses_nothing_and_runs_nothing_twice(kind, bench, tmp_p
         problems = check_ticket(bench, ticket_id, scenario.source)
         if wrong_ref:
             problems.add("lost", wrong_ref)
+        for pid in alive(survivors):  # a run's watchdog outlives its worker only to end the run
+            problems.add("left_behind", f"process {pid} of the killed worker still runs: {cmdline(pid)}")
         bench.record(kind, ticket_id, problems, delay_s=round(delay, 3), in_flight=in_flight,
                      survivors=len(survivors), restart_s=round(restart_s, 2), recovery_s=round(recovery_s, 2))
         if problems.any():
