@@ -29,6 +29,8 @@ from coordination.domain.dispatch import Job
 from coordination.models import Join, Task, Ticket
 from merges.models import MergeAttempt
 
+WORKING = ("running", "merging", "awaiting_review")  # tickets that land work (and may hold a merge)
+
 
 def sweep() -> dict[str, int]:
     now = timezone.now()
@@ -43,6 +45,8 @@ def sweep() -> dict[str, int]:
     for join in Join.objects.filter(unlocked, status="merging", updated_at__lt=now - lease).exclude(
             merge_attempts__status="running"):
         counts["recovered_joins"] += _recover_join(join.pk)
+    counts["recovered_merges"] += _recover_unrecorded(Q(merge_lock_owner="") | Q(merge_lock_expires_at__lt=now),
+                                                      now - lease)
     # A queued state older than this lost its message (a worker died holding it: the filesystem broker
     # deletes a message when it is fetched, Redis redelivers only after visibility_timeout): send it again.
     stale = now - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS)
@@ -89,6 +93,19 @@ def _recover_tasks(now) -> int:
             dispatch.submit(Job.RUN_TASK, task.pk)
             requeued += 1
     return requeued
+
+
+def _recover_unrecorded(unlocked: Q, before) -> int:
+    """A merged attempt the ticket does not know of (its merger died between the ref move and recording it,
+    see ``landing.complete_unrecorded_merge``): nothing else would look at it. Found cheaply — the
+    ticket's newest merged attempt has another result than the ticket's head — and checked on the ref."""
+    found = 0
+    for ticket in Ticket.objects.filter(unlocked, status__in=WORKING, updated_at__lt=before):
+        newest = ticket.merge_attempts.filter(status="merged").order_by("-pk").first()
+        if newest is not None and newest.result_sha and newest.result_sha != ticket.head_sha:
+            dispatch.submit(Job.RECOVER_MERGE, newest.pk)
+            found += 1
+    return found
 
 
 def _recover_join(join_id: int) -> int:
