@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export DAGMERGE_HOME=${DAGMERGE_HOME:-$(mktemp -d -t dagmerge-faults-XXXXXX)}
 export DAGMERGE_LEASE_SECONDS=${DAGMERGE_LEASE_SECONDS:-5} DAGMERGE_SWEEP_SECONDS=${DAGMERGE_SWEEP_SECONDS:-1}
-export DAGMERGE_RESEND_SECONDS=${DAGMERGE_RESEND_SECONDS:-8}
+export DAGMERGE_RESEND_SECONDS=${DAGMERGE_RESEND_SECONDS:-5}
 .venv/bin/python -m pytest -q -rs -m faults -p no:cacheprovider tests/faults "$@"

@@ -23,7 +23,7 @@ from tests.faults.processes import celery_beat
 CAMPAIGN_ENV = {
     "DAGMERGE_LEASE_SECONDS": "5",  # the shortest the settings allow
     "DAGMERGE_SWEEP_SECONDS": "1",
-    "DAGMERGE_RESEND_SECONDS": "8",
+    "DAGMERGE_RESEND_SECONDS": "5",
     "DAGMERGE_LOG_LEVEL": "INFO",
 }
 

@@ -53,14 +53,12 @@ class Scenario:
 
 
 class TaskRunning(Scenario):
-    """A → B; the fault hits A while its command runs (1.6 to 4 s of ticks)."""
+    """One task; the fault hits it while its command runs (1.6 to 4 s of ticks)."""
 
     def submit(self) -> int:
         ticks = self.bench.rng.randint(8, 20)
         self.delay = (0.2, ticks * 0.2)
-        log = self.bench.effects
-        return submit_spec(self.source, [effect_task("A", log, ticks, {"a.txt": "a"}),
-                                         effect_task("B", log, 1, {"b.txt": "b"}, depends_on=["A"])])
+        return submit_spec(self.source, [effect_task("A", self.bench.effects, ticks, {"a.txt": "a"})])
 
     def window(self, ticket_id: int) -> None:
         wait_until(lambda: db(lambda: Task.objects.get(ticket_id=ticket_id, key="A").status == "running"), 90,
@@ -71,14 +69,13 @@ class TaskRunning(Scenario):
 
 
 class JoinMerging(Scenario):
-    """A → {B, C} → D; the fault hits the join of B and C while it merges (verify takes a second)."""
+    """{B, C} → D; the fault hits the join of B and C while it merges (verify takes a second)."""
 
     def submit(self) -> int:
         log = self.bench.effects
         return submit_spec(self.source, [
-            effect_task("A", log, 1, {"a.txt": "a"}),
-            effect_task("B", log, 2, {"b.txt": "b"}, depends_on=["A"]),
-            effect_task("C", log, 2, {"c.txt": "c"}, depends_on=["A"]),
+            effect_task("B", log, 2, {"b.txt": "b"}),
+            effect_task("C", log, 2, {"c.txt": "c"}),
             effect_task("D", log, 1, {"d.txt": "d"}, depends_on=["B", "C"]),
         ], verify_command=SLOW_MERGE)
 

@@ -3,7 +3,7 @@
 Redis runs without persistence (as .ci/run starts it), so a restart loses every queued message and the
 sweep must send them again; a PostgreSQL restart (``-m fast``) cuts every session, so heartbeats, jobs and
 the sweep meet database errors and must ride them out. Each restart comes at a seeded random moment of a
-ticket A → {B, C} → D whose merges take a second; the ticket must still end done with every promise kept.
+ticket {B, C} → D whose merges take a second; the ticket must still end done with every promise kept.
 """
 
 from __future__ import annotations

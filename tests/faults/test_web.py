@@ -53,6 +53,7 @@ def test_daphne_killed_during_an_approve_loses_nothing(bench, tmp_path):
     bench.worker()
     port = free_port()
     web = daphne(bench.env, bench.logs, port)
+    bench.workers.append(web)  # stopped with the workers at the end
     web.start()
     factories.with_password(factories.alice())
     browser = Browser(f"http://127.0.0.1:{port}")
