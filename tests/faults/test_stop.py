@@ -57,13 +57,19 @@ def _freeze_past_the_lease(bench: Bench, source: str, workers: list[Service], ev
     frozen = holder.freeze(everything)
     stopped_at = time.time()
     # Past its lease: the sweep hands the task out again and the other worker runs it to the end.
-    wait_until(lambda: _task(ticket_id, status="succeeded", attempts__gte=2), 120,
-               "the other worker to run A again", 0.2, lambda: describe(ticket_id))
+    try:
+        wait_until(lambda: _task(ticket_id, status="succeeded", attempts__gte=2), 90,
+                   "the other worker to run A again", 0.2, lambda: describe(ticket_id))
+        taken_over = ""
+    except AssertionError as exc:
+        taken_over = f"while the worker was frozen, nobody took its task over: {exc}"
     time.sleep(bench.rng.uniform(0.0, 2.0))
     holder.thaw(frozen)
     thawed_at = time.time()
     bench.settled(ticket_id, timeout=120)
     problems = check_ticket(bench, ticket_id, source)
+    if taken_over:
+        problems.add("stuck", taken_over)
     kept = ((_task(ticket_id).result or {}).get("data") or {}).get("run")
     stale = [trace for run, trace in read_runs(bench.effects.path)[(ticket_id, "A")].items() if run != kept]
     went_on = max((max(trace.times) - thawed_at for trace in stale), default=0.0)
