@@ -56,15 +56,15 @@ def _freeze_past_the_lease(bench: Bench, source: str, workers: list[Service], ev
     time.sleep(bench.rng.uniform(0.2, 2.0))
     frozen = holder.freeze(everything)
     stopped_at = time.time()
-    # Past its lease: the sweep hands the task out again and the other worker runs it to the end.
-    try:
+    try:  # past its lease: the sweep hands the task out again and the other worker runs it to the end
         wait_until(lambda: _task(ticket_id, status="succeeded", attempts__gte=2), 90,
                    "the other worker to run A again", 0.2, lambda: describe(ticket_id))
         taken_over = ""
+        time.sleep(bench.rng.uniform(0.0, 2.0))
     except AssertionError as exc:
         taken_over = f"while the worker was frozen, nobody took its task over: {exc}"
-    time.sleep(bench.rng.uniform(0.0, 2.0))
-    holder.thaw(frozen)
+    finally:  # whatever happened, nothing stays stopped
+        holder.thaw(frozen)
     thawed_at = time.time()
     bench.settled(ticket_id, timeout=120)
     problems = check_ticket(bench, ticket_id, source)
