@@ -14,7 +14,6 @@ import os
 import random
 import shlex
 import socketserver
-import statistics
 import sys
 import threading
 import time
@@ -33,10 +32,10 @@ from coordination.running import workspace
 from merges.engine.git import Git
 from merges.models import MergeAttempt
 from tests.faults.processes import Service, celery_worker
+from tests.faults.report import PROBLEM_KINDS
 
 TICK_S = 0.2
 GAP_S = 2.5  # a tick late by more than this is a run that was frozen, not a slow one
-PROBLEM_KINDS = ("failed", "lost", "duplicated", "stuck", "left_behind")
 RECORDS: list[dict[str, Any]] = []  # every injected fault of this pytest session, for the summary
 
 
@@ -350,19 +349,3 @@ def in_flight_rows() -> list[str]:
     rows += [f"join {j.pk} merging" for j in Join.objects.filter(status="merging")]
     rows += [f"attempt {a.pk} running" for a in MergeAttempt.objects.filter(status="running")]
     return rows
-
-
-def summary(records: list[dict]) -> list[str]:
-    """One line per backend and kind: faults, recovery p50 / max, problems by kind."""
-    lines = []
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for entry in records:
-        groups[(entry["backend"], entry["kind"])].append(entry)
-    for (backend, kind), entries in sorted(groups.items()):
-        times = sorted(e["recovery_s"] for e in entries if e.get("recovery_s") is not None)
-        counts = {k: sum(len(e["problems"].get(k, [])) for e in entries) for k in PROBLEM_KINDS}
-        hit = sum(1 for e in entries if e.get("in_flight", True))
-        recover = f"recovered p50 {statistics.median(times):.1f} s, max {max(times):.1f} s" if times else ""
-        lines.append(f"{backend:15} {kind:16} {len(entries):3} faults ({hit} in flight)  {recover}  "
-                     + " ".join(f"{k}={v}" for k, v in counts.items()))
-    return lines

@@ -16,8 +16,9 @@ from django.db import connection
 from coordination.domain import dispatch
 from coordination.jobs.dispatchers import CeleryDispatcher
 from dagmerge_site.celery import app as celery_app
-from tests.faults.campaign import RECORDS, Bench, EffectLog, summary
+from tests.faults.campaign import RECORDS, Bench, EffectLog
 from tests.faults.processes import celery_beat
+from tests.faults.report import summary
 
 # Short leases keep recovery quick; every one can be set from outside for a longer campaign.
 CAMPAIGN_ENV = {
