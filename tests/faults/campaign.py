@@ -99,6 +99,8 @@ class EffectLog:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 line = self.rfile.readline()
+                if not line.endswith(b"\n"):
+                    return  # the task was killed while it sent it: that effect never happened
                 with log._lock, open(log.path, "ab") as out:
                     out.write(line)
                 self.wfile.write(b".")
