@@ -26,7 +26,6 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from coordination.domain.states import TICKET_ENDED
 from coordination.models import Join, Task, Ticket
 from coordination.running import workspace
 from merges.engine.git import Git
@@ -192,17 +191,6 @@ class Bench:
         service.start()
         self.workers.append(service)
         return service
-
-    def wait_for(self, ticket_id: int, statuses: tuple[str, ...], timeout: float) -> str:
-        """Wait until the ticket is in one of ``statuses`` (or has ended); returns its status."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = db(lambda: Ticket.objects.values_list("status", flat=True).get(pk=ticket_id))
-            if status in statuses or status in TICKET_ENDED or status == "failed":
-                return status
-            if time.monotonic() > deadline:
-                return status
-            time.sleep(0.2)
 
     def settled(self, ticket_id: int, timeout: float) -> tuple[str, float]:
         """Wait until the ticket is done and published (or ended otherwise); (status, seconds waited)."""
