@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DAGMERGE_HOME / "celerybeat-schedule")
 DAGMERGE_DISPATCH = env_choice("DAGMERGE_DISPATCH", "celery", ("celery", "threads"))
 DAGMERGE_TASK_TIMEOUT = env_int("DAGMERGE_TASK_TIMEOUT", 3600, 1)
 DAGMERGE_LEASE_SECONDS = env_int("DAGMERGE_LEASE_SECONDS", 60, 5)
+# The sweep sends a job again for work queued longer than this (its message may have died with a worker).
+DAGMERGE_RESEND_SECONDS = env_int("DAGMERGE_RESEND_SECONDS", 120, 1)
 # The agent tier and the Claude executor (ANTHROPIC_API_KEY itself is read where it is used, never stored).
 DAGMERGE_LLM_MODEL = env_str("DAGMERGE_LLM_MODEL") or None
 DAGMERGE_LLM_MAX_TURNS = env_int("DAGMERGE_LLM_MAX_TURNS", 30, 1)

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from coordination.domain import dispatch
@@ -29,7 +29,7 @@ from coordination.domain.dispatch import Job
 from coordination.models import Join, Task, Ticket
 from merges.models import MergeAttempt
 
-STALE_AFTER = timedelta(minutes=2)
+WORKING = ("running", "merging", "awaiting_review")  # tickets that land work (and may hold a merge)
 
 
 def sweep() -> dict[str, int]:
@@ -45,26 +45,33 @@ def sweep() -> dict[str, int]:
     for join in Join.objects.filter(unlocked, status="merging", updated_at__lt=now - lease).exclude(
             merge_attempts__status="running"):
         counts["recovered_joins"] += _recover_join(join.pk)
-    stale = now - STALE_AFTER
-    for task in Task.objects.filter(status="ready", updated_at__lt=stale):
-        dispatch.submit(Job.RUN_TASK, task.pk)
-        counts["redispatched"] += 1
-    for task in Task.objects.filter(status="succeeded", landed=False, source_of_joins=None, updated_at__lt=stale,
-                                    ticket__status__in=("running", "merging")):
-        dispatch.submit(Job.LAND_TASK, task.pk)
-        counts["redispatched"] += 1
-    for join in Join.objects.filter(status="synthesizing", updated_at__lt=stale):
-        dispatch.submit(Job.CONVERGE_JOIN, join.pk)
-        counts["redispatched"] += 1
-    for ticket in Ticket.objects.filter(status__in=("pending", "running"), updated_at__lt=stale):
-        dispatch.submit(Job.ADVANCE, ticket.pk)
-        counts["redispatched"] += 1
-    unpublished = Ticket.objects.exclude(published_sha=F("head_sha")).filter(
-        Q(publish_retry_at=None, updated_at__lt=stale) | Q(publish_retry_at__lt=now))
-    for ticket_id in unpublished.values_list("pk", flat=True):
-        dispatch.submit(Job.PUBLISH, ticket_id)
-        counts["republished"] += 1
+    counts["recovered_merges"] += _recover_unrecorded(Q(merge_lock_owner="") | Q(merge_lock_expires_at__lt=now),
+                                                      now - lease)
+    # A queued state older than this lost its message (a worker died holding it: the filesystem broker
+    # deletes a message when it is fetched, Redis redelivers only after visibility_timeout): send it again.
+    stale = now - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS)
+    counts["redispatched"] += _resend(Job.RUN_TASK, Task.objects.filter(status="ready", updated_at__lt=stale), now)
+    counts["redispatched"] += _resend(Job.LAND_TASK, Task.objects.filter(
+        status="succeeded", landed=False, source_of_joins=None, updated_at__lt=stale,
+        ticket__status__in=("running", "merging")), now)
+    counts["redispatched"] += _resend(Job.CONVERGE_JOIN, Join.objects.filter(status="synthesizing",
+                                                                             updated_at__lt=stale), now)
+    counts["redispatched"] += _resend(Job.ADVANCE, Ticket.objects.filter(status__in=("pending", "running"),
+                                                                         updated_at__lt=stale), now)
+    counts["republished"] = _resend(Job.PUBLISH, Ticket.objects.exclude(published_sha=F("head_sha")).filter(
+        Q(publish_retry_at=None, updated_at__lt=stale) | Q(publish_retry_at__lt=now)), now)
     return counts
+
+
+def _resend(job: Job, rows: QuerySet, now) -> int:
+    """Send ``job`` again for each row, and mark the rows as sent now: a job still queued behind a long
+    backlog is sent again only after another whole delay, not by every sweep (which piled duplicates
+    into the queue faster than workers drained them)."""
+    ids = list(rows.values_list("pk", flat=True).distinct())
+    for pk in ids:
+        dispatch.submit(job, pk)
+    rows.model.objects.filter(pk__in=ids).update(updated_at=now)
+    return len(ids)
 
 
 def _recover_tasks(now) -> int:
@@ -89,6 +96,19 @@ def _recover_tasks(now) -> int:
             dispatch.submit(Job.RUN_TASK, task.pk)
             requeued += 1
     return requeued
+
+
+def _recover_unrecorded(unlocked: Q, before) -> int:
+    """A merged attempt the ticket does not know of (its merger died between the ref move and recording it,
+    see ``landing.complete_unrecorded_merge``): nothing else would look at it. Found cheaply — the
+    ticket's newest merged attempt has another result than the ticket's head — and checked on the ref."""
+    found = 0
+    for ticket in Ticket.objects.filter(unlocked, status__in=WORKING, updated_at__lt=before):
+        newest = ticket.merge_attempts.filter(status="merged").order_by("-pk").first()
+        if newest is not None and newest.result_sha and newest.result_sha != ticket.head_sha:
+            dispatch.submit(Job.RECOVER_MERGE, newest.pk)
+            found += 1
+    return found
 
 
 def _recover_join(join_id: int) -> int:

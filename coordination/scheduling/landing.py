@@ -76,6 +76,9 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
         ticket.refresh_from_db()
         if ticket.status not in WORKING:
             return  # cancelled, rolled back or ended while this merge waited for the lease
+        completed = complete_unrecorded_merge(ticket, git)
+        if completed is not None:  # this very merge, most likely: the checks below now find it done
+            after_merge(ticket.pk, completed)
         if join is not None and not Join.objects.filter(pk=join.pk, status="merging").exists():
             return  # another delivery merged it, or the sweep handed it out again
         landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
@@ -117,23 +120,43 @@ def recover_merge(attempt_id: int) -> None:
     ticket = attempt.ticket
     git = workspace.clone_git(ticket.repository_id)
     with ticket_merge_lease(ticket.pk):
+        ticket.refresh_from_db()
+        completed = complete_unrecorded_merge(ticket, git) if ticket.status in WORKING else None
         attempt.refresh_from_db()
-        if attempt.status != "running":
-            return
-        if attempt.pending_action:
-            dispatch.submit(Job.REVIEW_ACTION, attempt.pk)
-            return
-        tasks = list(Task.objects.filter(ticket=ticket, key__in=[i["name"] for i in attempt.incoming]))
-        if attempt.result_sha and git.rev_parse(attempt.target_ref) == attempt.result_sha:
-            MergeAttempt.objects.filter(pk=attempt.pk, status="running").update(
-                status="merged", pending_sources=[], finished_at=timezone.now())
-            attempt.refresh_from_db()
-            Event.record(ticket, "merge.recovered", {"attempt_id": attempt.pk, "outcome": "merged"})
-            record_merge_outcome(ticket, tasks, attempt.join, attempt)
-        else:
-            _abandon(attempt)
-            return
-    after_merge(ticket.pk, attempt)
+        if completed is None and attempt.status == "running":
+            if attempt.pending_action:
+                dispatch.submit(Job.REVIEW_ACTION, attempt.pk)
+            else:
+                _abandon(attempt)
+    if completed is not None:
+        after_merge(ticket.pk, completed)
+
+
+def complete_unrecorded_merge(ticket: Ticket, git) -> MergeAttempt | None:
+    """Record the merge a dead merger made but never recorded; the caller holds the ticket's merge lease.
+
+    A merger writes its result before the compare-and-swap and records the outcome after it; one killed
+    in between leaves the ticket ref at that result while the ticket still names the old head (its attempt
+    ``running``, or already ``merged`` in a step of its own). Merging again from the old head would fail
+    on the moved ref and fail the ticket, so the merge is completed instead. None when the ref is where
+    the ticket says (or was moved by someone else: the next merge then refuses, loudly, as before).
+    """
+    actual = git.rev_parse(ticket.ref)
+    if actual == ticket.head_sha:
+        return None
+    attempt = (MergeAttempt.objects.select_related("join").filter(ticket=ticket, result_sha=actual,
+                                                                  status__in=("running", "merged"))
+               .order_by("-pk").first())
+    if attempt is None:
+        return None
+    MergeAttempt.objects.filter(pk=attempt.pk, status="running").update(
+        status="merged", pending_sources=[], pending_action={}, finished_at=timezone.now())
+    attempt.refresh_from_db()
+    Event.record(ticket, "merge.recovered", {"attempt_id": attempt.pk, "outcome": "merged"})
+    tasks = list(Task.objects.filter(ticket=ticket, key__in=[i["name"] for i in attempt.incoming]))
+    record_merge_outcome(ticket, tasks, attempt.join, attempt)
+    ticket.refresh_from_db()
+    return attempt
 
 
 def _abandon(attempt: MergeAttempt) -> None:

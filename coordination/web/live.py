@@ -39,8 +39,11 @@ def announce_on_commit(event: Event) -> None:
     if not settings.REDIS_URL:
         return  # the relay in the ASGI process finds it in the table
     message = {"type": "ticket.event", "event_id": event.pk}
+    # robust: a page that misses an announcement catches up on reconnect or by polling, but a channel
+    # layer that is down (Redis restarting) must not stop the callbacks after it (the jobs the same commit
+    # handed over) nor fail a caller whose work is already committed.
     transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(
-        ticket_group(event.ticket_id), message))
+        ticket_group(event.ticket_id), message), robust=True)
 
 
 class EventRelay:

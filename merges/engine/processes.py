@@ -30,6 +30,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 _V2_ROOT = Path("/sys/fs/cgroup")
 _V1_PIDS = Path("/sys/fs/cgroup/pids")
+ABANDONED_AFTER_S = 600  # an empty run cgroup this old belongs to no run being set up
 
 io_guard: Callable[[], None] | None = None  # set by the Django side: raises inside a database transaction
 
@@ -171,6 +172,7 @@ class _PidsCgroup:
         parent = cls.parent()
         if parent is None:
             raise OSError("no pids cgroup on this machine")
+        cls.remove_abandoned(parent)
         group = cls(parent / f"run-{uuid.uuid4().hex}")
         group.path.mkdir()
         try:
@@ -179,6 +181,22 @@ class _PidsCgroup:
             group.close()
             raise
         return group
+
+    @staticmethod
+    def remove_abandoned(parent: Path, older_than_s: float = ABANDONED_AFTER_S) -> list[Path]:
+        """Remove the empty run cgroups a killed worker could not close (its run's watchdog ended the run,
+        but only the worker removes the cgroup). Old ones only: a run being created is empty for a moment,
+        and a cgroup with a process in it cannot be removed at all."""
+        removed = []
+        for path in parent.glob("run-*"):
+            try:
+                old = time.time() - path.stat().st_mtime > older_than_s
+                if old and not (path / "cgroup.procs").read_text().split():
+                    path.rmdir()
+                    removed.append(path)
+            except OSError:
+                continue  # gone meanwhile, or a process joined it
+        return removed
 
     def close(self) -> None:
         """Kill whatever is left in the cgroup (in trusted mode: daemons that left the process group),

@@ -8,6 +8,9 @@ when a person must look instead.
 from __future__ import annotations
 
 import difflib
+import os
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -179,9 +182,14 @@ def split_proposal(merged_text: str, hunks: Sequence[Hunk], proposal: str) -> li
 
 @contextmanager
 def merge_worktree(git: Git, tree: str, parent: str, root: Path | None = None) -> Iterator[Path]:
-    """A throwaway worktree holding ``tree`` (git's conflicted merge, markers and all)."""
+    """A throwaway worktree holding ``tree`` (git's conflicted merge, markers and all).
+
+    Its name says which process on which host made it, so the next one made here can remove what a
+    process that died (a killed worker) left behind: nothing else would.
+    """
     commit = git.commit_tree(tree, [parent], "dagmerge: conflicted merge, for resolving\n")
-    path = Path(tempfile.mkdtemp(prefix="dagmerge-merge-", dir=root))
+    remove_dead_worktrees(git, root)
+    path = Path(tempfile.mkdtemp(prefix=f"{_worktree_prefix()}{os.getpid()}-", dir=root))
     path.rmdir()
     git.run("worktree", "add", "-q", "--detach", str(path), commit)
     try:
@@ -189,3 +197,32 @@ def merge_worktree(git: Git, tree: str, parent: str, root: Path | None = None) -
     finally:
         git.run("worktree", "remove", "--force", "--force", str(path), ok=(0, 128))
         git.run("worktree", "prune")
+
+
+def _worktree_prefix() -> str:
+    return f"dagmerge-merge-{socket.gethostname()}-"
+
+
+def remove_dead_worktrees(git: Git, root: Path | None = None) -> list[Path]:
+    """Remove the merge worktrees under ``root`` whose process on this host is gone; returns them."""
+    prefix = _worktree_prefix()
+    dead = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            git.run("worktree", "remove", "--force", "--force", str(path), ok=(0, 128))
+            shutil.rmtree(path, ignore_errors=True)  # a worktree of another clone sharing the root
+            dead.append(path)
+    if dead:
+        git.run("worktree", "prune")
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

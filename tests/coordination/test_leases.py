@@ -71,6 +71,22 @@ def test_sweep_leaves_a_live_lease_alone(tmp_path):
     assert task.lease_owner == "busy-worker"
 
 
+def test_sweep_sends_a_ready_task_again_once_per_resend_delay(tmp_path, settings):
+    task, dispatcher = _ready_task(tmp_path)  # its message died with a worker: nothing will run it
+    settings.DAGMERGE_RESEND_SECONDS = 30
+    Task.objects.filter(pk=task.pk).update(updated_at=timezone.now() - timedelta(seconds=20))
+    assert sweeping.sweep()["redispatched"] == 0
+
+    Task.objects.filter(pk=task.pk).update(updated_at=timezone.now() - timedelta(seconds=40))
+    dispatcher.jobs.clear()
+    sweeping.sweep()
+    assert ("run_task", task.pk) in dispatcher.jobs
+
+    dispatcher.jobs.clear()  # the next sweeps (every 30 s by default) wait a whole delay again
+    sweeping.sweep()
+    assert ("run_task", task.pk) not in dispatcher.jobs
+
+
 def test_cancelling_a_ticket_stops_a_running_command(tmp_path, settings):
     import time
 

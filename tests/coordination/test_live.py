@@ -213,3 +213,26 @@ async def test_server_shutdown_closes_with_1012_so_the_browser_reconnects(ticket
     with pytest.raises(asyncio.CancelledError):
         await communicator.future
     assert communicator.output_queue.get_nowait() == {"type": "websocket.close", "code": 1012}
+
+
+def test_an_announcement_the_channel_layer_cannot_take_breaks_nothing_after_the_commit(settings, monkeypatch):
+    """With Redis, an event is announced after its commit; Redis restarting must not stop what the same
+    commit handed over next (a job), nor make the caller fail after its work was saved."""
+    from django.db import transaction
+
+    from coordination.web import live
+
+    class DownLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("Redis is restarting")
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    monkeypatch.setattr(live, "get_channel_layer", lambda: DownLayer())
+    ticket = factories.make_ticket("Announced")
+    handed_over = []
+    with transaction.atomic():
+        Event.record(ticket, "ticket.note", {})
+        transaction.on_commit(lambda: handed_over.append("job"))
+
+    assert handed_over == ["job"]
+    assert Event.objects.filter(ticket=ticket, kind="ticket.note").exists()

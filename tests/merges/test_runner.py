@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
+import pytest
+
 from merges.engine.isolation import Isolation
+from merges.engine.processes import _PidsCgroup
 from merges.engine.runner import run_confined
 
 
@@ -30,3 +34,26 @@ def test_a_run_whose_owner_keeps_renewing_runs_to_its_end(tmp_path):
                         timeout=60, alive_file=alive, alive_within=1.5)
     assert done.exit_code == 0 and "finished" in done.output_tail
     assert os.path.exists(alive)
+
+
+def test_run_cgroups_a_killed_worker_left_are_removed_once_old_and_empty():
+    parent = _PidsCgroup.parent()
+    if parent is None:
+        pytest.skip("no pids cgroup on this machine")
+    own = parent / f"test-{os.getpid()}"  # out of the way of other runs on this machine
+    own.mkdir()
+    left, busy = _PidsCgroup(own / "run-left"), _PidsCgroup(own / "run-busy")
+    left.path.mkdir()  # a worker killed during the run never closes it
+    busy.path.mkdir()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        busy.procs.write_text(str(sleeper.pid))
+        assert _PidsCgroup.remove_abandoned(own) == []  # young: maybe a run being set up
+        assert _PidsCgroup.remove_abandoned(own, older_than_s=0) == [left.path]
+        assert not left.path.exists() and busy.path.exists()  # a process runs in that one
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for group in (left, busy):
+            group.close()
+        own.rmdir()
