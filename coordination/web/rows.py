@@ -55,12 +55,12 @@ class TaskRow:
             return f'<span class="waiting">waits on {escape(self.waiting_on)}</span>'
         if self.rerun_of and self.status not in ("succeeded", "failed"):
             return f'<span class="waiting">runs again on its own: dropped from merge #{self.rerun_of}</span>'
-        return escape(_truncate(self.error, NOTE_CHARS))
+        return escape(_truncate(self.error, NOTE_CHARS)) if self.error else ""
 
 
 def task_row(row: TaskRow, oob: bool = False) -> str:
     swap = ' hx-swap-oob="true"' if oob else ""
-    head = f'<code title="{escape(row.head_sha)}">{escape(row.head_sha[:8])}</code>' if row.head_sha else "—"
+    head = f'<code title="{row.head_sha}">{row.head_sha[:8]}</code>' if row.head_sha else "—"  # hex, from git
     return (
         f'<div id="task-row-{row.pk}" class="row" role="row"{swap}>'
         f'<span role="cell"><a href="{escape(row.href)}"><code>{escape(row.key)}</code></a></span>'
@@ -69,7 +69,7 @@ def task_row(row: TaskRow, oob: bool = False) -> str:
         f'<span role="cell">{formats.when(row.started_at)}</span>'
         f'<span role="cell">{row.took}</span>'
         f'<span role="cell">{head}</span>'
-        f'<span role="cell" class="note error" title="{escape(row.error)}">{row.note}</span>'
+        f'<span role="cell" class="note error"{_title(row.error)}>{row.note}</span>'
         "</div>"
     )
 
@@ -133,12 +133,20 @@ class JoinRow:
 
 @dataclass
 class Links:
-    """URLs of a ticket's pages, each reversed once: rows are many, ``reverse`` is slow."""
+    """URLs of a ticket's pages, each reversed once: rows are many, ``reverse`` is slow. A task's link
+    is written once per page too (a task is a source of several joins)."""
 
     task: Callable[[str], str]
     merge: Callable[[int], str]
     review: Callable[[int], str]
     admin_merge: Callable[[int], str] | None = None  # staff only
+    _task_links: dict[str, str] = field(default_factory=dict)
+
+    def task_link(self, key: str) -> str:
+        link = self._task_links.get(key)
+        if link is None:
+            link = self._task_links[key] = f'<a href="{escape(self.task(key))}"><code>{escape(key)}</code></a>'
+        return link
 
     @classmethod
     def for_ticket(cls, ticket_id: int, staff: bool = False) -> Links:
@@ -151,11 +159,11 @@ class Links:
 def join_row(row: JoinRow, links: Links, oob: bool = False) -> str:
     swap = ' hx-swap-oob="true"' if oob else ""
     classes = "row clean" if row.clean else "row"
-    sources = ", ".join(_task_link(key, links) for key in row.sources)
+    sources = ", ".join(links.task_link(key) for key in row.sources)
     latest = row.latest
     return (
         f'<div id="join-{row.pk}" class="{classes}" role="row" data-status="{row.status}"{swap}>'
-        f'<span role="cell">{sources} → {_task_link(row.continuation, links)}</span>'
+        f'<span role="cell">{sources} → {links.task_link(row.continuation)}</span>'
         f'<span role="cell">{badge(row.status)}</span>'
         f'<span role="cell">{escape(row.strategy)}</span>'
         f'<span role="cell">{_merges(row, links)}</span>'
@@ -183,11 +191,11 @@ def chain_rows(attempts: Iterable[AttemptCell], links: Links) -> str:
                  if links.admin_merge else "")
         out.append(
             f'<div class="row" role="row"><span role="cell"><a href="{links.merge(a.pk)}">#{a.pk}</a>{admin}</span>'
-            f'<span role="cell">{_task_link(a.task_key, links) if a.task_key else "—"}</span>'
+            f'<span role="cell">{links.task_link(a.task_key) if a.task_key else "—"}</span>'
             f'<span role="cell">{badge(a.status)}{review}</span>'
             f'<span role="cell">{_scores(a)}</span><span role="cell" class="num">{a.hunks}</span>'
             f'<span role="cell">{result}</span><span role="cell">{formats.duration(a.duration_ms / 1000)}</span>'
-            f'<span role="cell" class="note error" title="{escape(a.error)}">{escape(_truncate(a.error, NOTE_CHARS))}'
+            f'<span role="cell" class="note error"{_title(a.error)}>{escape(_truncate(a.error, NOTE_CHARS))}'
             "</span></div>")
     return "".join(out)
 
@@ -233,14 +241,17 @@ def _join_note(row: JoinRow) -> str:
     return "; ".join(notes)
 
 
-def _task_link(key: str, links: Links) -> str:
-    return f'<a href="{escape(links.task(key))}"><code>{escape(key)}</code></a>'
 
 
 def _by_pk(name: str) -> Callable[[int], str]:
     marker = 987654321
     url = reverse(name, args=[marker])
     return lambda pk: url.replace(str(marker), str(pk))
+
+
+def _title(text: str) -> str:
+    """A tooltip with the whole text, or nothing for no text."""
+    return f' title="{escape(text)}"' if text else ""
 
 
 def _truncate(text: str, limit: int) -> str:

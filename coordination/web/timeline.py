@@ -78,7 +78,8 @@ def render(lanes: list[Lane], now: datetime) -> str:
                    f'<text class="label" x="{LABEL_W}" y="{top + LANE_H / 2:.1f}" text-anchor="end">'
                    f"{escape(key)}</text></a>")
         for span in lane.spans:
-            out.append(_bar(span, x(span.start), x(span.end or now), top, lane.key, now))
+            out.append(_bar(span, x(span.start), x(span.end or now), top, f"{lane.key}: {span.what} at +"
+                            f"{formats.duration((span.start - t0).total_seconds())}", now))
     if any(s.end is None for lane in lanes for s in lane.spans):
         nx = x(now)
         out.append(f'<line class="now" x1="{nx:.1f}" x2="{nx:.1f}" y1="{AXIS_H - 4}" y2="{height - PAD}"/>')
@@ -86,13 +87,13 @@ def render(lanes: list[Lane], now: datetime) -> str:
     return "".join(out)
 
 
-def _bar(span: Span, left: float, right: float, top: int, key: str, now: datetime) -> str:
+def _bar(span: Span, left: float, right: float, top: int, what: str, now: datetime) -> str:
+    """A span's bar; its tooltip says what and when (from the axis' start: one date per chart is enough)."""
     merge = span.what != "run"
     h = MERGE_H if merge else BAR_H
     y = top + (LANE_H - h) / 2
     took = formats.duration(((span.end or now) - span.start).total_seconds()) + ("" if span.end else " so far")
-    state = span.status.replace("_", " ")
-    tip = f"{key}: {span.what} {formats.stamp(span.start)}, {took} ({state})"
+    tip = f"{what}, {took} ({span.status.replace('_', ' ')})"
     kind = "merge" if merge else "run"
     return (f'<a href="{escape(span.href)}"><title>{escape(tip)}</title>'
             f'<rect class="{kind} st-{span.status}{"" if span.end else " going"}" x="{left:.1f}" y="{y:.1f}" '
