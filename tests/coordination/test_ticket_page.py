@@ -157,12 +157,15 @@ def test_a_viewer_is_not_shown_the_decision_shortcuts(bob_client, alice_client, 
 
 
 def test_every_page_writes_dates_one_way_and_counts_in_words(bob_client, three_joins):
-    ticket, tasks, _ = three_joins
+    ticket, tasks, review = three_joins
     one = factories.make_ticket("One task", repository=ticket.repository)
     factories.make_task(one, "only", status="succeeded", started_at=timezone.now(), finished_at=timezone.now())
+    ReviewAction.objects.create(attempt=review, user=factories.alice(), action="retry_with_hint",
+                                detail={"hint": "keep both"})
     pages = [page(bob_client, ticket), page(bob_client, one), bob_client.get("/").content.decode(),
              bob_client.get(reverse("coordination:task_detail", args=[one.pk, "only"])).content.decode(),
-             bob_client.get(reverse("coordination:reviews")).content.decode()]
+             bob_client.get(reverse("coordination:reviews")).content.decode(),
+             bob_client.get(reverse("coordination:review", args=[review.pk])).content.decode()]
     for html in pages:
         stamps = re.findall(r"<time[^>]*>([^<]*)</time>", html)
         assert stamps and all(re.fullmatch(DATE, s) or re.fullmatch(r"[\d.]+ m?s|\d+ min \d\d s", s)
