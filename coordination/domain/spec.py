@@ -223,8 +223,8 @@ def parse_task(raw: Any, where: str = "task", index: int | None = None) -> TaskS
         timeout_seconds=None if timeout is None else _positive_int(timeout, f"{where}: timeout_seconds",
                                                                    at=(*at, "timeout_seconds")),
         join_strategy=strategy,
-        network=_bool(raw.get("network", False), f"{where}: network"),
-        max_attempts=_positive_int(raw.get("max_attempts", 3), f"{where}: max_attempts"),
+        network=_bool(raw.get("network", False), f"{where}: network", at=(*at, "network")),
+        max_attempts=_positive_int(raw.get("max_attempts", 3), f"{where}: max_attempts", at=(*at, "max_attempts")),
     )
 
 
@@ -312,9 +312,9 @@ def _patterns(value: Any, what: str, at: tuple[str | int, ...] | None = None) ->
     return patterns
 
 
-def _bool(value: Any, what: str) -> bool:
+def _bool(value: Any, what: str, at: tuple[str | int, ...] | None = None) -> bool:
     if not isinstance(value, bool):
-        raise SpecError(f"{what} must be true or false, not {value!r}", (what,))
+        raise SpecError(f"{what} must be true or false, not {value!r}", _at(at, what))
     return value
 
 

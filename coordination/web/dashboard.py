@@ -172,15 +172,17 @@ def _progress(ticket_id: int) -> Progress:
 
 
 def dropped_sources(ticket_id: int) -> dict[int, Dropped]:
-    """Tasks a reviewer dropped from a join's merge, by task id: they run again on their own."""
+    """Tasks a reviewer dropped from a join's merge, by task id: they run again on their own. A drop that
+    was asked for but not carried out yet (the task is still one of the join's sources) does not count."""
     actions = ReviewAction.objects.filter(attempt__ticket_id=ticket_id, action="drop_source").values_list(
         "attempt__join_id", "attempt_id", "detail", "user__username")
     by_key = {detail.get("source"): Dropped(join_id, attempt_id, user or "someone")
               for join_id, attempt_id, detail, user in actions if join_id}
     if not by_key:
         return {}
-    ids = Task.objects.filter(ticket_id=ticket_id, key__in=list(by_key)).values_list("id", "key")
-    return {pk: by_key[key] for pk, key in ids}
+    ids = dict(Task.objects.filter(ticket_id=ticket_id, key__in=list(by_key)).values_list("id", "key"))
+    still = set(Join.sources.through.objects.filter(task_id__in=list(ids)).values_list("task_id", "join_id"))
+    return {pk: by_key[key] for pk, key in ids.items() if (pk, by_key[key].join_id) not in still}
 
 
 def dag_svg(ticket_id: int, tasks: list[rows.TaskRow] | None = None, joins: list[rows.JoinRow] | None = None,

@@ -67,8 +67,16 @@ class Narrator:
             return f"ticket #{self.ticket_id} is running"
         if kind == "publish.failed":
             return f"publishing ticket/{self.ticket_id} to the source failed: {_first_line(payload.get('error', ''))}"
+        if kind == "review.requested":
+            action = payload.get("action")
+            what = {"approve": "approve it", "retry": "ask the agent again"}.get(
+                action, f"{action} {payload.get('source')}")
+            return f"merge #{payload.get('attempt_id')}: {payload.get('by')} asked to {what}"
         if kind == "review.approved":
             return f"merge #{payload.get('attempt_id')} approved by {payload.get('by')}"
+        if kind == "review.dropped":
+            return (f"merge #{payload.get('attempt_id')}: {payload.get('by')} dropped {payload.get('source')}; "
+                    "it runs again on its own")
         if kind == "review.retried":
             return f"merge #{payload.get('attempt_id')}: {payload.get('by')} asked the agent again"
         if kind == "operation.retried":

@@ -130,6 +130,8 @@ def test_a_dropped_source_is_said_and_drawn(alice_client, three_joins):
     ReviewAction.objects.create(attempt=review, user=factories.alice(), action="drop_source",
                                 detail={"source": "C"})
     c = tasks["C"]
+    assert "dag-ghost" not in page(alice_client, ticket)  # asked for, not carried out: C is still a source
+    tasks["E"].join.sources.remove(c)  # what carrying out the drop does, with the re-run of C
     Task.objects.filter(pk=c.pk).update(status="pending")
     html = page(alice_client, ticket)
     assert f'id="dag-ghost-{c.pk}"' in html and f'id="dag-node-{c.pk}"' in html and "↻ C" in html
