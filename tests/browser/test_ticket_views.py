@@ -10,7 +10,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from coordination.jobs.driving import drive
-from coordination.models import Event, Join, Task
+from coordination.models import Event, Join, Task, Ticket
 from merges.models import MergeAttempt
 from tests import factories
 from tests.browser.conftest import BrowserTestCase
@@ -119,8 +119,10 @@ class TicketViewsTests(BrowserTestCase):
         page = self.page
         page.goto(self.url(f"/tickets/{ticket.pk}/"))
         self.wait_live()
+        Ticket.objects.filter(pk=ticket.pk).update(publish_failures=2, publish_retry_at=timezone.now())
         Event.record(ticket, "publish.failed", {"error": "! [rejected] ticket/1 -> ticket/1 (stale info)"})
         problem = page.locator("#ticket-header .problem")
+        expect(problem).to_contain_text("(2 failed pushes so far)")
         expect(problem).to_contain_text("Problem: publishing failed.")
         expect(problem).to_contain_text("it is still at eeeeeeeeee")
         expect(problem).to_contain_text("(stale info)")
