@@ -9,9 +9,11 @@ app_name = "coordination"
 
 urlpatterns = [
     path("", views.ticket_list, name="ticket_list"),
+    path("live/", views.live_dashboard, name="live_dashboard"),
     path("tickets/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
     path("tickets/<int:ticket_id>/live/", views.live_poll, name="live_poll"),
     path("tickets/<int:ticket_id>/cancel/", views.cancel_ticket, name="cancel_ticket"),
+    path("tickets/<int:ticket_id>/rerun-failed/", views.rerun_failed, name="rerun_failed"),
     path("tickets/<int:ticket_id>/tasks/<str:key>/", views.task_detail, name="task_detail"),
     path("tickets/<int:ticket_id>/tasks/<str:key>/retry/", views.retry_task, name="retry_task"),
     path("merges/<int:attempt_id>/", views.merge_attempt, name="merge_attempt"),

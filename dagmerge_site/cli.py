@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="create a sample repository and ticket, serve the dashboard")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--workers", type=_positive_int, default=2)
+    # Both demo tickets run two tasks side by side, and their merges need a slot too.
+    demo.add_argument("--workers", type=_positive_int, default=6)
     demo.set_defaults(handler=_demo)
 
     for register in merge_commands.COMMANDS:  # git only: no settings, no database
@@ -99,6 +100,7 @@ def _print_overlap_warnings(ticket, stream) -> None:
 
 def _submit(args) -> int:
     from coordination.domain.spec import SpecError
+    from coordination.web.formats import plural
     from coordination.web.reports import ticket_report
 
     try:
@@ -110,7 +112,7 @@ def _submit(args) -> int:
     if args.json:
         print(json.dumps(ticket_report(ticket), indent=2))
     else:
-        print(f"ticket {ticket.pk} submitted: {ticket.tasks.count()} tasks on {ticket.branch}")
+        print(f"ticket {ticket.pk} submitted: {plural(ticket.tasks.count(), 'task')} on {ticket.branch}")
     return EXIT_DONE
 
 
@@ -119,6 +121,7 @@ def _run(args) -> int:
     from coordination.domain.spec import SpecError
     from coordination.jobs.dispatchers import ThreadDispatcher
     from coordination.jobs.driving import Stuck, drive
+    from coordination.web.progress import Narrator, summary
     from coordination.web.reports import ticket_report
 
     pool = ThreadDispatcher(args.concurrency)
@@ -131,9 +134,10 @@ def _run(args) -> int:
     progress = sys.stderr if args.json else sys.stdout
     print(f"ticket {ticket.pk}: {ticket.title} ({ticket.branch})", file=progress)
     _print_overlap_warnings(ticket, progress)
+    narrator = Narrator(ticket.pk)
 
     def show(event) -> None:
-        line = _progress_line(event)
+        line = narrator.line(event)
         if line:
             print(line, file=progress, flush=True)
 
@@ -147,27 +151,13 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps(ticket_report(ticket), indent=2))
     else:
-        print(f"ticket {ticket.pk} {ticket.status}: {ticket.branch} at {ticket.head_sha[:12]}"
-              + (f" — {ticket.error}" if ticket.error else ""))
+        print("\n".join(summary(ticket)))
     return code
-
-
-def _progress_line(event) -> str | None:
-    payload = event.payload
-    stamp = event.created_at.strftime("%H:%M:%S")
-    if event.kind.startswith("task.") and "to" in payload:
-        return f"{stamp} task {payload['task']}: {payload['to']}"
-    if event.kind.startswith("merge.") and event.kind != "merge.started":
-        order = " → ".join(payload.get("order") or [])
-        return f"{stamp} {event.kind} {order} {payload.get('error') or ''}".rstrip()
-    if event.kind.startswith(("ticket.", "join.")) and "to" in payload:
-        return f"{stamp} {event.kind.split('.')[0]} {payload.get('continuation', '')}: {payload['to']}".replace(
-            "  ", " ")
-    return None
 
 
 def _status(args) -> int:
     from coordination.models import Ticket
+    from coordination.web.progress import status_lines
     from coordination.web.reports import ticket_report
 
     try:
@@ -175,17 +165,10 @@ def _status(args) -> int:
     except Ticket.DoesNotExist:
         print(f"dagmerge: no ticket {args.ticket}", file=sys.stderr)
         return EXIT_USAGE
-    report = ticket_report(ticket)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(ticket_report(ticket), indent=2))
         return EXIT_DONE
-    print(f"ticket {report['ticket']}: {report['title']} — {report['status']} ({report['branch']} at "
-          f"{report['head'][:12]})")
-    for task in report["tasks"]:
-        print(f"  {task['key']:<12} {task['status']:<10} {(task['head'] or '')[:12]}  {task['error']}")
-    for join in report["joins"]:
-        print(f"  join → {join['continuation']} from {', '.join(join['sources'])}: {join['status']}"
-              f" order {' → '.join(join['merge_order']) or '-'}")
+    print("\n".join(status_lines(ticket)))
     return EXIT_DONE
 
 
@@ -227,27 +210,63 @@ def _demo(args) -> int:
 
     password = secrets.token_urlsafe(12)
     ensure_admin("admin", password)
-    tickets = make_demo_tickets(Path(settings.DAGMERGE_HOME) / "demo")
+    folder = Path(settings.DAGMERGE_HOME) / "demo"
+    tickets = make_demo_tickets(folder)
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dagmerge_site.settings"}
     bin_dir = Path(sys.executable).parent
-    children = [
-        subprocess.Popen([str(bin_dir / "daphne"), "-b", args.host, "-p", str(args.port),
-                          "dagmerge_site.asgi:application"], env=env, start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagmerge_site", "worker", "-B", "--loglevel",
-                          "INFO", "-Q", "agents,git", "-c", str(args.workers)], env=env, start_new_session=True),
-    ]
-    base = f"http://{args.host}:{args.port}"
-    print(f"\ndagmerge demo: {base}/tickets/{tickets[0].pk}/  (runs through by itself)\n"
-          f"  a conflict to review: {base}/tickets/{tickets[1].pk}/ (then Reviews, in the navigation)\n"
-          f"  log in as admin / {password}\n  Ctrl-C stops it.\n", flush=True)
+    # The servers write to files: the terminal keeps the address and the password in view.
+    with open(logs / "web.log", "ab") as web_log, open(logs / "worker.log", "ab") as worker_log:
+        children = [
+            subprocess.Popen([str(bin_dir / "daphne"), "-b", args.host, "-p", str(args.port),
+                              "dagmerge_site.asgi:application"], env=env, start_new_session=True,
+                             stdout=web_log, stderr=subprocess.STDOUT),
+            subprocess.Popen([sys.executable, "-m", "celery", "-A", "dagmerge_site", "worker", "-B", "--loglevel",
+                              "INFO", "-Q", "agents,git", "-c", str(args.workers)], env=env,
+                             start_new_session=True, stdout=worker_log, stderr=subprocess.STDOUT),
+        ]
     signal.signal(signal.SIGTERM, _interrupt)  # a stop from outside still stops the servers it started
     try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+        if _serving(args.host, args.port, children):
+            base = f"http://{args.host}:{args.port}"
+            print(_framed([
+                "dagmerge demo",
+                "",
+                f"watch      {base}/tickets/{tickets[0].pk}/   (runs through by itself, ~30 s)",
+                f"review     {base}/tickets/{tickets[1].pk}/   (waits for you: Reviews, in the navigation)",
+                f"log in as admin / {password}",
+                "",
+                f"logs       {logs / 'web.log'}, {logs / 'worker.log'}",
+                "Ctrl-C stops it.",
+            ]), flush=True)
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        print(f"dagmerge demo: a server stopped; see {logs}", file=sys.stderr)
     except KeyboardInterrupt:
         pass
     _stop_groups(children)
     return EXIT_DONE
+
+
+def _serving(host: str, port: int, children: list[subprocess.Popen], timeout: float = 60.0) -> bool:
+    """Wait until the dashboard answers (so the address printed works at once), or a server stopped."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(child.poll() is None for child in children):
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _framed(lines: list[str]) -> str:
+    width = max(len(line) for line in lines)
+    rule = "─" * (width + 2)
+    return "\n".join(["", f"┌{rule}┐", *(f"│ {line:<{width}} │" for line in lines), f"└{rule}┘", ""])
 
 
 def _stop_groups(children: list[subprocess.Popen]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -70,7 +71,24 @@ def test_run_exits_3_when_a_join_waits_for_review(tmp_path, home):
     ])
     proc = dagmerge(home, "run", str(spec))
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "awaiting_review" in proc.stdout
+    attempt = json.loads(dagmerge(home, "status", "1", "--json").stdout)["joins"][0]["attempt"]
+    # People read it: names, not event kinds; the side that merged is said to have merged; why, and where.
+    assert re.search(r"join → D: ([BC]) merged; (?!\1)[BC] conflicts, waits for a person: \S", proc.stdout)
+    assert proc.stdout.splitlines()[-3] == "ticket 1 awaiting review: ticket/1 at " + json.loads(
+        dagmerge(home, "status", "1", "--json").stdout)["head"][:12]
+    assert proc.stdout.splitlines()[-2].startswith(f"needs you: merge #{attempt} (join → D) waits for a person: ")
+    assert proc.stdout.splitlines()[-1] == f"  review it at http://127.0.0.1:8000/reviews/{attempt}/"
+    assert "merge.conflicted" not in proc.stdout and "ticket :" not in proc.stdout and proc.stderr == ""
+
+    status = dagmerge(home, "status", "1")
+    lines = status.stdout.splitlines()
+    assert lines[0].startswith("ticket 1: cli — awaiting review (ticket/1 at ")
+    assert lines[1] == "  3 tasks: 2 succeeded, 1 pending"
+    assert re.match(r"  B  B  succeeded  \d+ ms|  B  B  succeeded  \d+\.\d s", lines[2]), lines[2]
+    assert lines[4] == "  D  D  pending"
+    assert lines[5] == f"  join → D from B, C: awaiting review, merge #{attempt}"
+    assert lines[-1] == f"  review it at http://127.0.0.1:8000/reviews/{attempt}/"
+    assert status.stderr == ""  # nothing from the libraries (kombu used to warn about a missing hostname)
 
 
 def test_run_exits_1_when_a_task_fails(tmp_path, home):
@@ -118,3 +136,29 @@ def test_bad_settings_stop_the_start_with_a_clear_message(tmp_path, home):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "DAGMERGE_TASK_TIMEOUT='soon' is not a whole number" in proc.stderr
+
+
+def test_spec_errors_in_yaml_name_the_line_and_nothing_is_written(tmp_path, home):
+    repo = source_repo(tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"title: yaml\nrepository: {repo.path}\ntasks:\n  - key: A\n    command: \"true\"\n"
+                    "  - key: B\n    depends_on: [A]\n    command: \"sh -c 'echo unclosed\"\n")
+    proc = dagmerge(home, "submit", str(spec))
+    assert proc.returncode == 2
+    assert proc.stderr == (f"dagmerge: {spec}, line 8: task B: command cannot be split into words: "
+                           f"No closing quotation in \"sh -c 'echo unclosed\"\n")
+    assert dagmerge(home, "status", "1").returncode == 2  # no ticket was stored
+
+    spec.write_text(f"title: empty\nrepository: {repo.path}\ntasks: []\n")
+    proc = dagmerge(home, "submit", str(spec))
+    assert proc.returncode == 2
+    assert proc.stderr == f"dagmerge: {spec}, line 3: spec has no tasks: list at least one under 'tasks'\n"
+
+
+def test_submit_says_how_many_tasks_and_prints_no_library_warning(tmp_path, home):
+    repo = source_repo(tmp_path)
+    one = _spec(tmp_path, repo, [{"key": "A", "command": "true"}])
+    proc = dagmerge(home, "submit", str(one))
+    assert proc.returncode == 0
+    assert proc.stdout == "ticket 1 submitted: 1 task on ticket/1\n"
+    assert proc.stderr == ""  # the embedded broker's kombu no longer warns "No hostname was supplied"

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -25,10 +27,12 @@ def test_demo_tickets_one_runs_through_and_one_waits_for_review(tmp_path, monkey
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     pool = ThreadDispatcher(3)
     dispatch.use(pool)
-    clean, conflicting = make_demo_tickets(tmp_path)
+    clean, conflicting = make_demo_tickets(tmp_path, pace=0.1)
     assert drive(clean.pk, pool, timeout=90) == "done"
     clean.refresh_from_db()
     assert clean.tasks.get(key="D").log.startswith("D sees both branches' files and results")
+    b = clean.tasks.get(key="B")
+    assert b.log.startswith("working on src/feature_x.py: step 1 of ")  # the log grows while a person watches
     assert drive(conflicting.pk, pool, timeout=90) == "awaiting_review"
 
 
@@ -39,7 +43,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.worker
-def test_dagmerge_demo_serves_the_dashboard_while_a_worker_finishes_the_ticket(tmp_path):
+def test_dagmerge_demo_serves_the_dashboard_at_a_pace_a_person_can_watch(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ANTHROPIC_API_KEY")}
     env["DAGMERGE_HOME"] = str(tmp_path / "home")
@@ -48,23 +52,47 @@ def test_dagmerge_demo_serves_the_dashboard_while_a_worker_finishes_the_ticket(t
     output = ""
     try:
         deadline = time.monotonic() + 60
-        while "log in as admin" not in output:
+        while "└" not in output:
             assert time.monotonic() < deadline and demo.poll() is None, output
             output += demo.stdout.readline()
-        assert re.search(r"log in as admin / \S+", output)
-        status = {}
-        while status.get("status") != "done":
-            assert time.monotonic() < deadline + 60, status
-            time.sleep(1)
-            proc = subprocess.run([sys.executable, "-m", "dagmerge_site.cli", "status", "1", "--json"], env=env,
-                                  capture_output=True, text=True)
-            status = json.loads(proc.stdout) if proc.returncode == 0 else {}
-        login = urllib.request.urlopen(f"http://127.0.0.1:{port}/tickets/1/")  # follows to the login page
+        # The address and the password come last, framed; the servers' logs go to files, not here.
+        frame = output[output.index("┌"):]
+        assert re.search(r"│ log in as admin / \S+ +│", frame)
+        assert f"http://127.0.0.1:{port}/tickets/1/" in frame and "Ctrl-C stops it." in frame
+        assert "celery" not in output.lower() and "INFO" not in output
+        login = urllib.request.urlopen(f"http://127.0.0.1:{port}/tickets/1/")  # it answers at once
         assert login.status == 200 and "/accounts/login/" in login.url
+        status: dict = {}
+        while status.get("status") != "done":
+            assert time.monotonic() < deadline + 90, status
+            time.sleep(1)
+            status = _status(env, 1)
+        review = _status(env, 2)
+        while review.get("status") != "awaiting_review":
+            assert time.monotonic() < deadline + 120, review
+            time.sleep(1)
+            review = _status(env, 2)
     finally:
         demo.send_signal(signal.SIGTERM)  # the demo stops the servers it started
         demo.wait(timeout=60)
     assert _processes_with_home(env["DAGMERGE_HOME"]) == [], "the demo left processes running"
+    runs = {t["key"]: (_at(t["started_at"]), _at(t["finished_at"])) for t in status["tasks"] + review["tasks"]
+            if t["started_at"]}
+    assert all((end - start).total_seconds() >= 1.5 for start, end in runs.values()), runs  # long enough to see
+    for first, second in (("B", "C"), ("fast", "patient")):  # enough worker slots: side by side, both tickets
+        assert runs[first][0] < runs[second][1] and runs[second][0] < runs[first][1], (first, second, runs)
+    logs = Path(env["DAGMERGE_HOME"]) / "demo" / "logs"
+    assert "celery@" in (logs / "worker.log").read_text() and (logs / "web.log").exists()
+
+
+def _status(env: dict, ticket: int) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "dagmerge_site.cli", "status", str(ticket), "--json"], env=env,
+                          capture_output=True, text=True)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
+def _at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
 
 
 def _processes_with_home(home: str) -> list[int]:

@@ -1,4 +1,9 @@
-"""The live view's websocket: joins a ticket's group and forwards its events as htmx out-of-band HTML."""
+"""The live pages' websockets: they join groups and forward events as htmx out-of-band HTML.
+
+``TicketConsumer`` serves the pages of one ticket (its group) and hears every ticket's needs-you changes
+(the dashboard group) for the navigation's count; ``DashboardConsumer`` serves the ticket list, the
+Reviews inbox and the navigation of every other page.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,15 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from coordination.models import Task, Ticket
-from coordination.web.dashboard import LiveView
-from coordination.web.live import relay, ticket_group
+from coordination.web.live import DASHBOARD_GROUP, relay, ticket_group
+from coordination.web.liveview import DashboardView, LiveView, nav_fragment, needs_you_changed
 from coordination.web.permissions import can_operate, can_view
 
 log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.02  # a burst of events (a join merging, a log streaming) becomes one message;
 # the relay hands a poll's events over at once, so a short window catches a burst and costs little latency
+DASHBOARD_COALESCE_SECONDS = 0.25  # the list and the inbox redraw whole tables: a few times a second at most
 SERVICE_RESTART = 1012  # htmx-ws reconnects on 1006, 1011, 1012 and 1013
 
 
@@ -32,23 +38,16 @@ class PageView(Protocol):
     def update(self, event_ids: set[int]) -> str: ...
 
 
-class TicketConsumer(AsyncWebsocketConsumer):
-    """``ws/tickets/<id>/[?since=<event id>][&task=<task id>]``: the ticket page, or one task's page.
+class ClosingOnShutdown(AsyncWebsocketConsumer):
+    """Says 1012 (service restart) when the server cancels it at shutdown, so the browser comes back."""
 
-    The first message is a snapshot (or, when nothing happened since ``since``, just the sequence
-    number); after that each message carries the fragments a burst of events changed and the id of
-    the newest event it reflects, which the page sends back as ``since`` when it reconnects.
-    """
-
-    view: PageView | None = None
-    flushing: asyncio.Task | None = None
+    opened = False
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:
-            # The server cancels every consumer when it shuts down: say so, and the browser comes back.
-            if self.view is not None:
+            if self.opened:
                 try:
                     await self.base_send({"type": "websocket.close", "code": SERVICE_RESTART})
                 except Exception:
@@ -57,14 +56,31 @@ class TicketConsumer(AsyncWebsocketConsumer):
                     pass
             raise
 
-    async def connect(self) -> None:
+    async def may_view(self) -> bool:
+        """Signed in and in viewers or reviewers (anonymous users and users in no group may not)."""
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            return False
+        return await database_sync_to_async(can_view)(user)
+
+
+class TicketConsumer(ClosingOnShutdown):
+    """``ws/tickets/<id>/[?since=<event id>][&task=<task id>]``: the ticket page, or one task's page.
+
+    The first message is a snapshot (or, when nothing happened since ``since``, just the sequence
+    number); after that each message carries the fragments a burst of events changed and the id of
+    the newest event it reflects, which the page sends back as ``since`` when it reconnects. Another
+    ticket's needs-you changes add the navigation's count to the next message.
+    """
+
+    view: PageView | None = None
+    flushing: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        if not await self.may_view():
             await self.close()
             return
-        if not await database_sync_to_async(can_view)(user):  # signed in, but in neither viewers nor reviewers
-            await self.close()
-            return
+        user = self.scope["user"]
         ticket_id = self.scope["url_route"]["kwargs"]["ticket_id"]
         query = parse_qs(self.scope.get("query_string", b"").decode())
         view = await database_sync_to_async(self.make_view)(user, ticket_id, query)
@@ -72,9 +88,12 @@ class TicketConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.pending: set[int] = set()
+        self.needs_you = False  # another ticket changed what waits for a person: the navigation's count
         await self.channel_layer.group_add(ticket_group(ticket_id), self.channel_name)
+        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
         await relay.ensure_running()  # before the snapshot, so nothing falls between the two
         await self.accept()
+        self.opened = True
         await self.send(text_data=await database_sync_to_async(view.connect)(_int(query, "since")))
         self.view = view
 
@@ -91,25 +110,91 @@ class TicketConsumer(AsyncWebsocketConsumer):
             self.flushing.cancel()
         if self.view is not None:
             await self.channel_layer.group_discard(ticket_group(self.view.ticket_id), self.channel_name)
+            await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
 
     async def ticket_event(self, message: dict) -> None:
         if self.view is None:
             return
         self.pending.add(message["event_id"])
+        self._schedule(self.view)
+
+    async def dashboard_event(self, message: dict) -> None:
+        """Every ticket's events: only another ticket's needs-you changes matter here (this ticket's
+        come through its own group)."""
+        if self.view is None or message["ticket_id"] == self.view.ticket_id or not needs_you_changed(
+                message["kind"]):
+            return
+        self.needs_you = True
+        self._schedule(self.view)
+
+    def _schedule(self, view: PageView) -> None:
         if self.flushing is None:
-            self.flushing = asyncio.create_task(self._flush(self.view))
+            self.flushing = asyncio.create_task(self._flush(view))
 
     async def _flush(self, view: PageView) -> None:
         """Render pending events, one batch at a time, so messages leave in the order of their state."""
         try:
-            while self.pending:
+            while self.pending or self.needs_you:
                 await asyncio.sleep(COALESCE_SECONDS)
                 batch, self.pending = self.pending, set()
+                needs_you, self.needs_you = self.needs_you, False
                 try:
-                    html = await database_sync_to_async(view.update)(batch)
+                    html = await database_sync_to_async(view.update)(batch) if batch else ""
+                    if needs_you and 'id="nav-reviews"' not in html:
+                        html += await database_sync_to_async(nav_fragment)()
                 except Exception:
                     log.exception("live view: rendering events %s of ticket %s failed", sorted(batch),
                                   view.ticket_id)
+                    continue
+                if html:
+                    await self.send(text_data=html)
+        finally:
+            self.flushing = None
+
+
+class DashboardConsumer(ClosingOnShutdown):
+    """``ws/dashboard/?view=tickets&page=<n> | view=reviews | view=nav``: the ticket list, the Reviews
+    inbox, or only the navigation's count. Each message is whole fragments: no sequence numbers."""
+
+    view: DashboardView | None = None
+    flushing: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        if not await self.may_view():
+            await self.close()
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        name = query.get("view", ["nav"])[-1]
+        view = DashboardView(name if name in ("tickets", "reviews") else "nav", query.get("page", [None])[-1])
+        self.kinds: set[str] = set()
+        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        await relay.ensure_running()
+        await self.accept()
+        self.opened = True
+        await self.send(text_data=await database_sync_to_async(view.snapshot)())
+        self.view = view
+
+    async def disconnect(self, code: int) -> None:
+        if self.flushing is not None:
+            self.flushing.cancel()
+        await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+
+    async def dashboard_event(self, message: dict) -> None:
+        if self.view is None:
+            return
+        self.kinds.add(message["kind"])
+        if self.flushing is None:
+            self.flushing = asyncio.create_task(self._flush(self.view))
+
+    async def _flush(self, view: DashboardView) -> None:
+        try:
+            while self.kinds:
+                await asyncio.sleep(DASHBOARD_COALESCE_SECONDS)
+                kinds, self.kinds = self.kinds, set()
+                try:
+                    html = await database_sync_to_async(view.update)(kinds)
+                except Exception:
+                    log.exception("live view: rendering the %s dashboard failed", view.view)
                     continue
                 if html:
                     await self.send(text_data=html)

@@ -1,8 +1,11 @@
-"""Getting events from the table to the browsers watching a ticket.
+"""Getting events from the table to the browsers watching a ticket, and to the pages about all tickets.
 
 With Redis the channel layer crosses processes, so a committed event is announced at once. The
 in-process layer does not cross processes (workers write events, daphne serves sockets), so there a
 relay inside the ASGI process tails the event table instead (see ``EventRelay``).
+
+Each event goes to its ticket's group, and (but a log line, which no list shows) to the dashboard
+group: the ticket list, the Reviews inbox and every page's navigation count listen there.
 """
 
 from __future__ import annotations
@@ -25,8 +28,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+DASHBOARD_GROUP = "dashboard"
+UNLISTED = ("task.log",)  # events no page about all tickets shows
+
+
 def ticket_group(ticket_id: int) -> str:
     return f"ticket-{ticket_id}"
+
+
+async def send_event(layer, event_id: int, ticket_id: int, kind: str) -> None:
+    await layer.group_send(ticket_group(ticket_id), {"type": "ticket.event", "event_id": event_id})
+    if kind not in UNLISTED:
+        await layer.group_send(DASHBOARD_GROUP, {"type": "dashboard.event", "event_id": event_id,
+                                                 "ticket_id": ticket_id, "kind": kind})
 
 
 def announce_saved_event(sender: type, instance: Event, created: bool, **kwargs: object) -> None:
@@ -38,12 +52,11 @@ def announce_saved_event(sender: type, instance: Event, created: bool, **kwargs:
 def announce_on_commit(event: Event) -> None:
     if not settings.REDIS_URL:
         return  # the relay in the ASGI process finds it in the table
-    message = {"type": "ticket.event", "event_id": event.pk}
     # robust: a page that misses an announcement catches up on reconnect or by polling, but a channel
     # layer that is down (Redis restarting) must not stop the callbacks after it (the jobs the same commit
     # handed over) nor fail a caller whose work is already committed.
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(
-        ticket_group(event.ticket_id), message), robust=True)
+    transaction.on_commit(lambda: async_to_sync(send_event)(get_channel_layer(), event.pk, event.ticket_id,
+                                                            event.kind), robust=True)
 
 
 class EventRelay:
@@ -87,14 +100,13 @@ class EventRelay:
             try:
                 events = await database_sync_to_async(_events_after)(last, list(gaps), self.BATCH)
                 now = time.monotonic()
-                for event_id, ticket_id in events:
+                for event_id, ticket_id, kind in events:
                     gaps.pop(event_id, None)
                     if event_id > last:
                         missing = range(last + 1, event_id)
                         gaps.update((gap, now + self.GAP_SECONDS) for gap in missing[-self.MAX_GAPS:])
                         last = event_id
-                    message = {"type": "ticket.event", "event_id": event_id}
-                    await layer.group_send(ticket_group(ticket_id), message)
+                    await send_event(layer, event_id, ticket_id, kind)
             except Exception:
                 log.exception("event relay: relaying from the event table failed; trying again")
                 continue
@@ -109,11 +121,11 @@ def _newest_event_id() -> int:
     return Event.objects.aggregate(newest=Max("id"))["newest"] or 0
 
 
-def _events_after(last: int, gaps: list[int], limit: int) -> list[tuple[int, int]]:
+def _events_after(last: int, gaps: list[int], limit: int) -> list[tuple[int, int, str]]:
     from coordination.models import Event
 
     return list(Event.objects.filter(Q(id__gt=last) | Q(id__in=gaps)).order_by("id")
-                .values_list("id", "ticket_id")[:limit])
+                .values_list("id", "ticket_id", "kind")[:limit])
 
 
 relay = EventRelay()

@@ -44,6 +44,11 @@ class InboxRow:
     hunks: int
     undecided_files: int
 
+    @property
+    def waiting_since(self):
+        """When the merge stopped for a person (its start, for a row written before it recorded that)."""
+        return self.attempt.finished_at or self.attempt.started_at
+
 
 def inbox() -> list[InboxRow]:
     attempts = list(awaiting_review().select_related("ticket", "join__continuation", "task").order_by("started_at"))

@@ -3,10 +3,10 @@
 - ``viewers`` read everything (tickets, tasks, logs, merges, reviews);
 - ``reviewers`` also act: decide hunks, approve, retry or drop a source, retry a task, cancel a ticket.
 
-Superusers pass every check. A signed-in user in neither group sees nothing (403), anonymous users go to
-the login page. The groups are made of the permissions Django creates for every model, so no migration of
-ours is needed: ``ensure_groups`` (idempotent) runs after every ``migrate`` and flush, and the demo and the
-tests call it too.
+Superusers pass every check. A signed-in user in neither group sees nothing (403, a page saying which
+group would let them), anonymous users go to the login page. The groups are made of the permissions
+Django creates for every model, so no migration of ours is needed: ``ensure_groups`` (idempotent) runs
+after every ``migrate`` and flush, and the demo and the tests call it too.
 """
 
 from __future__ import annotations
@@ -68,19 +68,20 @@ def can_operate(user) -> bool:
     return user.is_authenticated and user.has_perm(CAN_OPERATE)
 
 
-def require(check: Callable[[object], bool]) -> Callable:
-    """A view decorator: anonymous users go to the login page, users who fail ``check`` get 403."""
+def require(check: Callable[[object], bool], grants: str) -> Callable:
+    """A view decorator: anonymous users go to the login page, users who fail ``check`` get 403 with
+    ``grants`` (which group would let them) on the page."""
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @login_required
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not check(request.user):
-                raise PermissionDenied
+                raise PermissionDenied(grants)
             return view(request, *args, **kwargs)
         return wrapped
     return decorator
 
 
-viewer_required = require(can_view)
-reviewer_required = require(can_review)
-operator_required = require(can_operate)
+viewer_required = require(can_view, f"Reading the dashboard needs the group {VIEWERS} (or {REVIEWERS}).")
+reviewer_required = require(can_review, f"Deciding merges needs the group {REVIEWERS}.")
+operator_required = require(can_operate, f"Retrying tasks and cancelling tickets needs the group {REVIEWERS}.")

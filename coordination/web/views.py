@@ -15,9 +15,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from coordination.models import Task, Ticket
-from coordination.scheduling import operations, rollback
+from coordination.scheduling import operations, rerun, rollback
 from coordination.web import dashboard, merge_pages
+from coordination.web.formats import plural
 from coordination.web.htmx import HtmxHttpRequest
+from coordination.web.liveview import DashboardView, LiveView
 from coordination.web.permissions import can_operate, can_review, operator_required, reviewer_required, viewer_required
 from merges.models import MergeAttempt
 from merges.recovery import CannotRollBack
@@ -34,7 +36,7 @@ def ticket_list(request: HtmxHttpRequest) -> HttpResponse:
 
 @viewer_required
 def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
-    context = dashboard.ticket_page(ticket_id)
+    context = dashboard.ticket_page(ticket_id, staff=request.user.is_staff)
     return render(request, "coordination/ticket_detail.html", {**context, **_rights(request)})
 
 
@@ -50,9 +52,16 @@ def live_poll(request: HttpRequest, ticket_id: int) -> HttpResponse:
     the socket would have sent (out-of-band fragments and the sequence number) for events after ``since``."""
     since, task = _int(request.GET.get("since")), _int(request.GET.get("task"))
     get_object_or_404(Task, pk=task, ticket_id=ticket_id) if task else get_object_or_404(Ticket, pk=ticket_id)
-    view = dashboard.LiveView(ticket_id, staff=request.user.is_staff, task_id=task,
-                              can_operate=can_operate(request.user))
+    view = LiveView(ticket_id, staff=request.user.is_staff, task_id=task, can_operate=can_operate(request.user))
     return HttpResponse(view.poll(since))
+
+
+@viewer_required
+def live_dashboard(request: HttpRequest) -> HttpResponse:
+    """The ticket list's, the inbox's or the navigation's live fragments, for a page whose socket is down."""
+    name = request.GET.get("view", "nav")
+    view = DashboardView(name if name in ("tickets", "reviews") else "nav", request.GET.get("page"))
+    return HttpResponse(view.snapshot())
 
 
 @viewer_required
@@ -127,6 +136,23 @@ def resume_ticket(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Ticket #{ticket_id} is back at work.")
+    return _back(request, reverse("coordination:ticket_detail", args=[ticket_id]))
+
+
+@operator_required
+@require_http_methods(["GET", "POST"])
+def rerun_failed(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
+    """GET: which failed tasks run again and what goes back to work with them; POST: re-run them."""
+    get_object_or_404(Ticket, pk=ticket_id)
+    if request.method == "GET":
+        return _confirm(request, "rerun", rerun.preview_rerun(ticket_id), status=200)
+    try:
+        keys = rerun.rerun_failed_tasks(ticket_id, request.user)
+    except operations.OperationRefused as exc:
+        preview = rerun.preview_rerun(ticket_id)
+        preview.problems = preview.problems or exc.problems
+        return _confirm(request, "rerun", preview, status=409)
+    messages.success(request, f"Re-running {plural(len(keys), 'failed task')}: {', '.join(keys)}.")
     return _back(request, reverse("coordination:ticket_detail", args=[ticket_id]))
 
 

@@ -38,6 +38,8 @@ from tests.fakes import fake_claude  # noqa: E402
 CHROMIUM = os.environ.get("DAGMERGE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"  # ignored by git; CI keeps it
+# The README's pictures: written there only when asked (DAGMERGE_DOCS_SCREENSHOTS=1), then committed.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 TIMEOUT_MS = 20_000
 
 
@@ -102,6 +104,7 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self.console: list[str] = []
         self.page.on("console", lambda message: self.console.append(
             f"{message.type}: {message.text} [{message.location.get('url', '')}]"))
+        self.page.on("pageerror", lambda error: self.console.append(f"error: {error}"))
         expect.set_options(timeout=TIMEOUT_MS)
 
     def tearDown(self) -> None:
@@ -130,11 +133,14 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         self.page.click("button[type=submit]")
         expect(self.page.locator(".topbar")).to_contain_text(f"Log out {user.get_username()}")
 
-    def screenshot(self, name: str, full_page: bool = True) -> Path:
-        """Into ``artifacts/``; ``full_page=False``: what the first screen shows (the README's pictures)."""
+    def screenshot(self, name: str, full_page: bool = True, docs: bool = False) -> Path:
+        """Into ``artifacts/``; ``full_page=False``: what the first screen shows (the README's pictures);
+        ``docs``: also into ``docs/`` when DAGMERGE_DOCS_SCREENSHOTS is set."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=full_page)
+        if docs and os.environ.get("DAGMERGE_DOCS_SCREENSHOTS"):
+            shutil.copyfile(path, DOCS / path.name)
         return path
 
     def console_errors(self) -> list[str]:
@@ -144,3 +150,4 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
     def wait_live(self) -> None:
         """Until the page's websocket is open (the badge says so)."""
         expect(self.page.locator("#live-badge")).to_have_attribute("data-state", "live")
+

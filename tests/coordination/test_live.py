@@ -13,6 +13,7 @@ from django.test import Client
 
 from coordination.models import Event, Task, Ticket
 from dagmerge_site.asgi import application
+from merges.models import MergeAttempt
 from tests import factories
 
 # The relay and the consumer read the database from other threads: real commits, no test transaction.
@@ -97,9 +98,11 @@ async def test_signed_in_viewer_receives_a_snapshot_of_every_fragment(ticket, bo
     connected, _ = await communicator.connect()
     assert connected
     snapshot = await communicator.receive_from()
-    for fragment in ("ticket-header", "dag", "task-table", "joins", "merge-attempts", "merge-chart", "nav-reviews"):
+    fragments = ("ticket-header", "dag", "timeline", "task-table", "joins-summary", "joins", "merge-attempts",
+                 "merge-chart", "nav-reviews")
+    for fragment in fragments:
         assert f'id="{fragment}"' in snapshot
-    assert snapshot.count('hx-swap-oob="true"') == 8  # the seven above and the sequence number
+    assert snapshot.count('hx-swap-oob="true"') == len(fragments) + 1  # and the sequence number
     assert seq_of(snapshot) == newest
     assert snapshot.count('class="node st-pending"') == 2
     await communicator.disconnect()
@@ -236,3 +239,81 @@ def test_an_announcement_the_channel_layer_cannot_take_breaks_nothing_after_the_
 
     assert handed_over == ["job"]
     assert Event.objects.filter(ticket=ticket, kind="ticket.note").exists()
+
+
+@live
+async def test_the_ticket_list_follows_every_ticket_over_its_socket(ticket, bob):
+    communicator = socket("/ws/dashboard/?view=tickets&page=1", bob)
+    connected, _ = await communicator.connect()
+    assert connected
+    snapshot = await communicator.receive_from()
+    assert '<div id="ticket-table" hx-swap-oob="true">' in snapshot and 'id="nav-reviews"' in snapshot
+    assert f'id="ticket-row-{ticket.pk}"' in snapshot
+
+    def another_ticket() -> int:
+        other = factories.make_ticket("Arrived later", repository=ticket.repository)
+        Event.record(other, "ticket.submitted", {"title": other.title})
+        return other.pk
+
+    other_id = await database_sync_to_async(another_ticket)()
+    message = await communicator.receive_from(timeout=5)
+    assert f'id="ticket-row-{other_id}"' in message and "Arrived later" in message
+    await communicator.disconnect()
+
+
+@live
+async def test_the_inbox_and_every_pages_count_follow_merges_waiting_for_a_person(ticket, bob):
+    inbox = socket("/ws/dashboard/?view=reviews", bob)
+    await inbox.connect()
+    assert "Nothing waits for a person" in await inbox.receive_from()
+    nav = socket("/ws/dashboard/?view=nav", bob)
+    await nav.connect()
+    first = await nav.receive_from()
+    assert 'id="nav-reviews"' in first and 'id="ticket-table"' not in first and 'id="inbox"' not in first
+
+    def conflict() -> int:
+        a, b = Task.objects.filter(ticket=ticket).order_by("key")
+        attempt = MergeAttempt.objects.create(ticket=ticket, task=b, target_ref=ticket.ref, base_sha=factories.SHA,
+                                              status="conflicted", review_reason="two tasks disagree")
+        Event.record(ticket, "merge.conflicted", {"attempt_id": attempt.pk, "join_id": None})
+        return attempt.pk
+
+    attempt_id = await database_sync_to_async(conflict)()
+    message = await inbox.receive_from(timeout=5)
+    assert f'id="inbox-{attempt_id}"' in message and "two tasks disagree" in message
+    assert '<span class="count" title="1 merge waiting for a person">1</span>' in message
+    assert '<span class="count"' in await nav.receive_from(timeout=5)
+    await inbox.disconnect()
+    await nav.disconnect()
+
+
+@live
+async def test_a_ticket_page_counts_what_waits_on_other_tickets_too(ticket, bob):
+    communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
+    await communicator.connect()
+    seq = seq_of(await communicator.receive_from())
+
+    def elsewhere(kind: str) -> None:
+        other = factories.make_ticket("Elsewhere", repository=ticket.repository)
+        task = factories.make_task(other, "Z")
+        if kind == "task.log":
+            Event.record(other, "task.log", {"task": "Z", "task_id": task.pk})
+        else:
+            MergeAttempt.objects.create(ticket=other, task=task, target_ref=other.ref, base_sha=factories.SHA,
+                                        status="conflicted")
+            Event.record(other, kind, {"attempt_id": None, "join_id": None})
+
+    await database_sync_to_async(elsewhere)("task.log")
+    assert await communicator.receive_nothing(timeout=0.5)  # another ticket's log: nothing here changes
+    await database_sync_to_async(elsewhere)("merge.conflicted")
+    message = await communicator.receive_from(timeout=5)
+    assert 'id="nav-reviews"' in message and '<span class="count"' in message
+    assert 'id="ticket-header"' not in message and seq_of(message) == seq  # this ticket did not move
+    await communicator.disconnect()
+
+
+@live
+async def test_the_dashboard_socket_refuses_anonymous_visitors():
+    communicator = socket("/ws/dashboard/?view=tickets", [ORIGIN])
+    connected, _ = await communicator.connect()
+    assert not connected

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from coordination.domain import dispatch
 from coordination.models import Event, Task, Ticket
-from coordination.scheduling import operations
+from coordination.scheduling import operations, rerun
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +174,54 @@ def test_operations_need_the_csrf_token(failed_diamond):
     token = page.cookies["csrftoken"].value
     assert 'hx-headers=\'{"X-CSRFToken": "' in page.content.decode()  # htmx sends it on every request
     assert client.post(url, headers={"X-CSRFToken": token}).status_code == 302
+
+
+# Re-running what failed on a failed ticket: every failed task, each a retry of its own.
+
+def test_rerunning_a_failed_ticket_retries_each_failed_task_and_what_they_blocked(failed_diamond):
+    other = factories.make_task(failed_diamond, "E", status="failed", error="command exited with status 2")
+    preview = rerun.preview_rerun(failed_diamond.pk)
+    assert preview.allowed and [r.task.key for r in preview.retries] == ["A", "E"]
+    assert statuses(failed_diamond)["A"] == "failed"  # a preview reads only
+    assert rerun.rerun_failed_tasks(failed_diamond.pk, factories.alice()) == ["A", "E"]
+    failed_diamond.refresh_from_db()
+    assert failed_diamond.status == "running"
+    assert statuses(failed_diamond) == {"A": "pending", "B": "pending", "C": "succeeded", "D": "pending",
+                                        "E": "pending"}
+    assert Event.objects.filter(ticket=failed_diamond, kind="operation.retried").count() == 2
+    assert Task.objects.get(pk=other.pk).error == ""
+
+
+def test_rerunning_is_refused_when_nothing_failed_or_the_ticket_did_not(failed_diamond):
+    factories.make_task(failed_diamond, "E")
+    failed_diamond.tasks.filter(status="failed").update(status="succeeded")
+    with pytest.raises(operations.OperationRefused, match="no task of this ticket failed"):
+        rerun.rerun_failed_tasks(failed_diamond.pk, factories.alice())
+    running = factories.make_ticket("Running", repository=failed_diamond.repository, status="running")
+    factories.make_task(running, "A", status="failed")
+    assert rerun.preview_rerun(running.pk).problems == [f"ticket #{running.pk} is running, not failed"]
+
+
+def test_the_rerun_door_previews_then_reruns_for_a_reviewer_only(alice_client, bob_client, client, failed_diamond):
+    url = reverse("coordination:rerun_failed", args=[failed_diamond.pk])
+    ticket_url = reverse("coordination:ticket_detail", args=[failed_diamond.pk])
+    assert client.get(url).status_code == 302  # anonymous: to the login page
+    assert bob_client.get(url).status_code == 403 and bob_client.post(url).status_code == 403
+    assert alice_client.put(url).status_code == 405
+    assert alice_client.get(reverse("coordination:rerun_failed", args=[999])).status_code == 404
+    preview = alice_client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in preview and "runs again from the ticket head" in preview and "<code>B</code>" in preview
+    response = alice_client.post(url, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response["HX-Redirect"] == ticket_url
+    assert statuses(failed_diamond)["A"] == "pending"
+    again = alice_client.post(url)
+    assert again.status_code == 409 and "is running, not failed" in again.content.decode()
+
+
+def test_the_rerun_door_needs_the_csrf_token(failed_diamond):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(factories.alice())
+    url = reverse("coordination:rerun_failed", args=[failed_diamond.pk])
+    page = client.get(reverse("coordination:ticket_detail", args=[failed_diamond.pk]))
+    assert client.post(url).status_code == 403
+    assert client.post(url, headers={"X-CSRFToken": page.cookies["csrftoken"].value}).status_code == 302

@@ -73,3 +73,62 @@ def test_topological_order_puts_parents_first():
     order = check_dag({"D": ["B", "C"], "B": ["A"], "C": ["A"], "A": []})
     assert order.index("A") < order.index("B") < order.index("D")
     assert order.index("C") < order.index("D")
+
+
+YAML = """\
+title: Lines
+repository: ./repo
+tasks:
+  - key: A
+    command: "true"
+  - key: B
+    depends_on: [A, Z]
+    command: "true"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (YAML, "spec.yaml, line 7: task B depends on unknown task 'Z'"),
+        (YAML.replace("[A, Z]", "[A]").replace('    command: "true"\n', "    colour: red\n    command: x\n", 1),
+         "spec.yaml, line 5: task A: unknown key(s): colour"),
+        (YAML.replace("key: B", "key: A"), "spec.yaml, line 6: duplicate task key 'A'"),
+        (YAML.replace("[A, Z]", "[B]").replace("key: A", "key: C"), "spec.yaml, line 7: task B depends on itself"),
+        ("title: x\nrepository: r\nconflict_threshold: many\ntasks: [{key: A, command: 'true'}]\n",
+         "spec.yaml, line 3: conflict_threshold must be a whole number ≥ 0, not 'many'"),
+        ("title: x\nrepository: r\ntasks:\n  - {key: A}\n",
+         "spec.yaml, line 4: task A: a shell task needs a 'command'"),
+        ("title: x\nrepository: r\ntasks: [\n", "spec.yaml, line 4 is not valid YAML/JSON"),
+    ],
+)
+def test_yaml_spec_errors_name_the_line(text, message):
+    with pytest.raises(SpecError) as error:
+        parse_spec(text, source="spec.yaml")
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_json_spec_errors_stay_without_a_line():
+    text = '{"title": "x", "repository": "r", "tasks": [{"key": "A", "command": "true", "depends_on": ["Q"]}]}'
+    with pytest.raises(SpecError, match=r"^task A depends on unknown task 'Q'$"):
+        parse_spec(text, source="spec.json")
+
+
+def test_a_command_that_cannot_be_split_is_refused_before_anything_runs():
+    with pytest.raises(SpecError, match=r"task A: command cannot be split into words: No closing quotation"):
+        validate_spec(_spec(tasks=[{"key": "A", "command": "sh -c 'echo hi"}]))
+    with pytest.raises(SpecError, match="task A: a shell task needs a 'command'"):
+        validate_spec(_spec(tasks=[{"key": "A", "command": "   "}]))
+    with pytest.raises(SpecError, match="verify_command cannot be split into words"):
+        validate_spec(_spec(verify_command='pytest -k "unclosed'))
+    # A Claude task's command is not run: only its instructions matter.
+    assert validate_spec(_spec(tasks=[{"key": "A", "executor": "claude", "instructions": "do it",
+                                       "command": "'"}])).tasks[0].executor == "claude"
+
+
+def test_an_empty_task_list_says_there_are_no_tasks():
+    with pytest.raises(SpecError, match=r"^spec has no tasks: list at least one under 'tasks'$"):
+        validate_spec(_spec(tasks=[]))
+    with pytest.raises(SpecError, match="missing 'tasks'"):
+        validate_spec({"title": "x", "repository": "r", "tasks": None})
