@@ -82,7 +82,7 @@ def literal_head(pattern: str) -> tuple[str, ...]:
         if segment == _GLOBSTAR or not all(atom != _STAR and len(atom) == 1 and atom[0][0] == atom[0][1]
                                            for atom in segment):
             break
-        head.append("".join(chr(atom[0][0]) for atom in segment))
+        head.append("".join(chr(atom[0][0]) for atom in segment if not isinstance(atom, str)))
     return tuple(head)
 
 

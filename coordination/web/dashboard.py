@@ -138,9 +138,10 @@ def task_rows(ticket_id: int, links: rows.Links, dropped: dict[int, Dropped],
     if ids is not None:
         tasks = tasks.filter(pk__in=ids)
     out = []
-    for pk, key, *rest in tasks.order_by("id").values_list(*ROW_FIELDS):
+    for values in tasks.order_by("id").values(*ROW_FIELDS):
+        pk, key = values.pop("id"), values["key"]
         drop = dropped.get(pk)
-        out.append(rows.TaskRow(pk, key, *rest, href=links.task(key), rerun_of=drop.attempt_id if drop else None))
+        out.append(rows.TaskRow(pk=pk, **values, href=links.task(key), rerun_of=drop.attempt_id if drop else None))
     return out
 
 
@@ -257,7 +258,7 @@ def timeline_svg(tasks: list[rows.TaskRow], attempts: list[rows.AttemptCell], jo
             lanes[task.pk].spans.append(timeline.Span(task.started_at, task.finished_at, task.status, task.href,
                                                       "run"))
     for attempt in attempts:
-        lane = lanes.get(continuation_of.get(attempt.join_id) if attempt.join_id else attempt.task_id)
+        lane = lanes.get(continuation_of.get(attempt.join_id, 0) if attempt.join_id else attempt.task_id or 0)
         if lane is None:
             continue
         end = attempt.finished_at or (None if attempt.status == "running" else

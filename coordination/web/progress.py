@@ -70,7 +70,7 @@ class Narrator:
         if kind == "review.requested":
             action = payload.get("action")
             what = {"approve": "approve it", "retry": "ask the agent again"}.get(
-                action, f"{action} {payload.get('source')}")
+                str(action), f"{action} {payload.get('source')}")
             return f"merge #{payload.get('attempt_id')}: {payload.get('by')} asked to {what}"
         if kind == "review.approved":
             return f"merge #{payload.get('attempt_id')} approved by {payload.get('by')}"
@@ -97,7 +97,8 @@ class Narrator:
             took = _took(task) if task else ""
             if state == "succeeded":
                 return f"task {key}: succeeded" + (f" in {took}" if took else "")
-            return f"task {key}: failed" + (f" after {took}" if took else "") + f": {_first_line(task.error)}"
+            error = task.error if task else ""
+            return f"task {key}: failed" + (f" after {took}" if took else "") + f": {_first_line(error)}"
         if state == "waiting":
             return f"task {key}: waits for {payload.get('on')} (both claim {payload.get('example')})"
         if state == "pending" and payload.get("from") == "succeeded":
@@ -113,7 +114,7 @@ class Narrator:
         if state == "started":
             sources = ", ".join(payload.get("sources") or [])
             return f"{self._join(join_id)}: merging {sources}" if join_id else None
-        attempt = MergeAttempt.objects.filter(pk=payload.get("attempt_id")).values(
+        attempt = MergeAttempt.objects.filter(pk=payload.get("attempt_id") or 0).values(
             "duration_ms", "pending_sources", "merge_order", "conflict_scores", "error", "review_reason",
             "task__key").first()
         if attempt is None:
@@ -137,7 +138,7 @@ class Narrator:
         return None
 
     def _join(self, join_id: int | None) -> str:
-        return f"join → {self.continuation.get(join_id, '?')}"
+        return f"join → {self.continuation.get(join_id or 0, '?')}"
 
 
 def summary(ticket: Ticket) -> list[str]:

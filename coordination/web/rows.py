@@ -104,8 +104,8 @@ class AttemptCell:
     @classmethod
     def of(cls, values: dict) -> AttemptCell:
         """From ``.values(*ATTEMPT_FIELDS)``, with ``hunks`` the sum of its conflict files' hunks."""
-        return cls(values["id"], *(values[name] for name in ATTEMPT_FIELDS[1:7]), values["hunks"] or 0,
-                   *(values[name] for name in ATTEMPT_FIELDS[8:]))
+        fields = {name: values[name] for name in ATTEMPT_FIELDS[1:]}
+        return cls(pk=values["id"], **{**fields, "hunks": values["hunks"] or 0})
 
 
 @dataclass
@@ -214,7 +214,7 @@ def _merges(row: JoinRow, links: Links) -> str:
             link += f' <a class="muted" href="{links.admin_merge(attempt.pk)}" title="in the admin">admin</a>'
         parts.append(link)
     latest = row.latest
-    if latest.status == "conflicted" and row.status == "awaiting_review":
+    if latest is not None and latest.status == "conflicted" and row.status == "awaiting_review":
         parts.append(f'<a class="button small" href="{links.review(latest.pk)}">review</a>')
     return " ".join(parts)
 
