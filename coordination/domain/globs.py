@@ -284,6 +284,36 @@ def _example_char(charset: _CharSet) -> str:
 @lru_cache(maxsize=65536)
 def common_path(a: str, b: str) -> str | None:
     """A non-empty path both patterns match, or None when there is none (exact, not a heuristic)."""
+    named_a, named_b = _plain_path(a), _plain_path(b)
+    if named_a is not None and named_b is not None:
+        # Two plain paths (each claims itself and what is below): the shorter must be the longer or above it.
+        # The common case by far, and a ticket of a thousand tasks compares half a million pairs at submit.
+        above, below = sorted((named_a, named_b), key=len)
+        return below if below == above or below.startswith(above + "/") else None
+    return _common_path_search(a, b)
+
+
+@lru_cache(maxsize=4096)
+def _plain_path(pattern: str) -> str | None:
+    """The path a pattern names when it is a plain path (``a/b``, ``a/b/``, ``a/b/**``), else None."""
+    *named, last = compile_glob(pattern).segments
+    names = [_literal_name(segment) for segment in named]
+    if last != _GLOBSTAR or not names or None in names:
+        return None
+    return "/".join(name for name in names if name is not None)
+
+
+def _literal_name(segment: _Segment) -> str | None:
+    chars = []
+    for atom in () if isinstance(segment, str) else segment:
+        if isinstance(atom, str) or len(atom) != 1 or atom[0][0] != atom[0][1]:
+            return None
+        chars.append(chr(atom[0][0]))
+    return "".join(chars) or None
+
+
+def _common_path_search(a: str, b: str) -> str | None:
+    """``common_path`` by searching the product of the two patterns' automata."""
     x, y = compile_glob(a).segments, compile_glob(b).segments
 
     def step(state: _State) -> Iterator[tuple[str, _State]]:

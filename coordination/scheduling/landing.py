@@ -179,11 +179,11 @@ def _abandon(attempt: MergeAttempt) -> None:
 def after_merge(ticket_id: int, attempt: MergeAttempt, changed_task_ids: Sequence[int] | None = None) -> None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
-    whole ticket."""
+    whole ticket. The next tasks are released before the push: publishing is not on their way."""
     charge_llm(ticket_id)
+    advance(ticket_id, changed_task_ids)
     if attempt.status == "merged":
         publish_ticket(ticket_id)
-    advance(ticket_id, changed_task_ids)
 
 
 def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:

@@ -15,7 +15,9 @@ def charge_llm(ticket_id: int) -> None:
     spent = MergeAttempt.objects.filter(ticket_id=ticket_id).aggregate(n=Sum("llm_invocations"),
                                                                        usd=Sum("llm_cost_usd"))
     invocations, usd = spent["n"] or 0, spent["usd"] or Decimal(0)
-    for result in Task.objects.filter(ticket_id=ticket_id).exclude(result=None).values_list("result", flat=True):
+    # Only agent tasks spend: reading every task's result after every merge made a ticket cost O(N²).
+    agent_tasks = Task.objects.filter(ticket_id=ticket_id, executor="claude").exclude(result=None)
+    for result in agent_tasks.values_list("result", flat=True):
         assert result is not None  # excluded by the query
         invocations += result.get("llm_invocations", 0)
         usd += Decimal(str(result.get("cost_usd", 0)))

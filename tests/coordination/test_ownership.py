@@ -271,3 +271,15 @@ def test_claims_check_a_large_repository_quickly():
     assert time.perf_counter() - started < 5
     assert {overlap.holder for overlap in found} == {f"T{n}" for n in range(20)}
     assert Overlap("T7", "**/file7.py", "pkg7/**", "pkg7/mod0/file7.py") in found
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("out/a.txt", "out/a.txt"), ("out/a.txt", "out/b.txt"), ("src", "src/auth.py"), ("src/auth/", "src/auth.py"),
+    ("src/auth", "src/auth/views.py"), ("src/**", "src/a/b"), ("docs", "doc"), ("a\\*b", "a\\*b/c"), ("a", "b/a"),
+])
+def test_plain_paths_overlap_exactly_when_the_automata_say_so(a, b):
+    """Plain paths are compared by name (submit compares every pair of a ticket's claims); the answer,
+    example included, is the one the automaton search gives."""
+    from coordination.domain.globs import _common_path_search, common_path
+
+    assert common_path(a, b) == common_path(b, a) == _common_path_search(*sorted((a, b)))
