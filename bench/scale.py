@@ -113,14 +113,18 @@ class Baseline:
         self.started: set[str] = set()
         self.landed: set[str] = set()
         self.head = self.git("rev-parse", "main")
-        self.merge_lock, self.state_lock = threading.Lock(), threading.Lock()
+        # git's own locks make concurrent worktree bookkeeping fail: serialized, as dagmerge does
+        self.merge_lock, self.state_lock, self.worktree_lock = threading.Lock(), threading.Lock(), threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=2)
         self.finished = threading.Event()
         self.errors: list[BaseException] = []
 
     def git(self, *args: str, cwd: Path | None = None) -> str:
-        return subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *args],
-                              cwd=cwd or self.clone, check=True, capture_output=True, text=True).stdout.strip()
+        done = subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *args],
+                              cwd=cwd or self.clone, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"git {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout.strip()
 
     def run(self) -> float:
         started = time.monotonic()
@@ -136,11 +140,13 @@ class Baseline:
     def task(self, key: str) -> None:
         try:
             workdir = self.worktrees / key
-            self.git("worktree", "add", "-q", "-b", f"task/{key}", str(workdir), self.head)
+            with self.worktree_lock:
+                self.git("worktree", "add", "-q", "-b", f"task/{key}", str(workdir), self.head)
             subprocess.run(["sh", "-c", f"mkdir -p out && echo {key} > out/{key}.txt"], cwd=workdir, check=True)
             self.git("add", "-A", cwd=workdir)
             self.git("commit", "-q", "-m", key, cwd=workdir)
-            self.git("worktree", "remove", "--force", str(workdir))
+            with self.worktree_lock:
+                self.git("worktree", "remove", "--force", str(workdir))
             if not self.children[key]:
                 self.land([key])
             for child in self.children[key]:

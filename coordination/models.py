@@ -220,6 +220,11 @@ class OwnershipClaim(models.Model):
         return f"{self.task.key} claims {self.pattern}"
 
 
+# Kinds /metrics counts (recoveries, publish failures): indexed apart, so a scrape does not read every
+# task.log row.
+COUNTED_EVENT_KINDS = ("join.synthesizing", "merge.recovered", "publish.failed", "task.ready")
+
+
 class Event(models.Model):
     """Append-only log of state changes: the audit trail and the source of the live stream."""
 
@@ -228,9 +233,13 @@ class Event(models.Model):
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 
+    COUNTED_KINDS = COUNTED_EVENT_KINDS
+
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["ticket", "id"])]
+        indexes = [models.Index(fields=["ticket", "id"]),
+                   models.Index(fields=["kind"], name="event_counted_kind",
+                                condition=models.Q(kind__in=COUNTED_EVENT_KINDS))]
 
     def __str__(self) -> str:
         return f"{self.pk} {self.kind}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from coordination.review import views as review_views
-from coordination.web import views
+from coordination.web import metrics, views
 
 app_name = "coordination"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("merges/<int:attempt_id>/rollback/", views.rollback_merge, name="rollback_merge"),
     path("tickets/<int:ticket_id>/resume/", views.resume_ticket, name="resume_ticket"),
     path("reviews/", views.reviews, name="reviews"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("reviews/<int:attempt_id>/", review_views.review_view, name="review"),
     path("reviews/<int:attempt_id>/live/", review_views.review_live, name="review_live"),
     path("reviews/<int:attempt_id>/files/<int:file_id>/", review_views.file_fragment, name="review_file"),

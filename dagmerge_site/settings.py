@@ -213,6 +213,9 @@ DAGMERGE_CLAUDE_ALLOW_BASH = env_bool("DAGMERGE_CLAUDE_ALLOW_BASH", False)
 DAGMERGE_MERGE_TIMEOUT = env_int("DAGMERGE_MERGE_TIMEOUT", 600, 1)
 DAGMERGE_API_URL = env_str("DAGMERGE_API_URL", "http://127.0.0.1:8000").rstrip("/")  # as tasks reach it
 DAGMERGE_RELAY_INTERVAL_MS = env_int("DAGMERGE_RELAY_INTERVAL_MS", 50, 10)
+# /metrics (Prometheus): off unless asked for; readable by a signed-in viewer or with this bearer token.
+DAGMERGE_METRICS = env_bool("DAGMERGE_METRICS", False)
+DAGMERGE_METRICS_TOKEN = env_str("DAGMERGE_METRICS_TOKEN")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
