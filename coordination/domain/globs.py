@@ -68,11 +68,6 @@ def patterns_overlap(a: str, b: str) -> bool:
     return common_path(*sorted((a, b))) is not None
 
 
-def overlap_example(a: str, b: str, existing_files: Iterable[str] = ()) -> str | None:
-    """A path both patterns match, preferring an existing file; None when they cannot overlap."""
-    return example_finder(existing_files)(a, b)
-
-
 @lru_cache(maxsize=65536)
 def literal_head(pattern: str) -> tuple[str, ...]:
     """The leading segments of ``pattern`` that are plain names (no glob character). Two patterns whose heads
@@ -386,25 +381,3 @@ def _search(start: _State, goal: _State, step: Callable[[_State], Iterable[tuple
                 parents[following] = (state, label)
                 queue.append(following)
     return None
-
-
-def example_finder(existing_files: Iterable[str]) -> Callable[[str, str], str | None]:
-    """Examples for pattern pairs; each pattern scans the (possibly 100k-long) file list at most once."""
-    files = list(existing_files)
-    covered: dict[str, frozenset[str]] = {}
-
-    def files_matching(pattern: str) -> frozenset[str]:
-        if pattern not in covered:
-            covered[pattern] = frozenset(filter(compile_glob(pattern).regex.fullmatch, files))
-        return covered[pattern]
-
-    def example(a: str, b: str) -> str | None:
-        if any(x != y for x, y in zip(literal_head(a), literal_head(b), strict=False)):
-            return None  # different plain folders: no path matches both
-        common = common_path(*sorted((a, b)))
-        if common is None:  # no file can match both, so the file list need not be read
-            return None
-        real = files_matching(a) & files_matching(b)
-        return min(real) if real else common
-
-    return example

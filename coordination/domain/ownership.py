@@ -11,10 +11,10 @@ from typing import NamedTuple
 
 from coordination.domain.globs import (
     BadPattern,
-    example_finder,
+    common_path,
+    compile_glob,
     literal_head,
     matches,
-    overlap_example,
     patterns_overlap,
     union_regex,
     validate_pattern,
@@ -115,3 +115,31 @@ def _overlapping_pairs(
             path = example(a, b)
             if path is not None:
                 yield a, b, path
+
+
+def overlap_example(a: str, b: str, existing_files: Iterable[str] = ()) -> str | None:
+    """A path both patterns match, preferring an existing file; None when they cannot overlap."""
+    return example_finder(existing_files)(a, b)
+
+
+def example_finder(existing_files: Iterable[str]) -> Callable[[str, str], str | None]:
+    """Examples for pattern pairs; each pattern scans the (possibly 100k-long) file list at most once."""
+    files = list(existing_files)
+    covered: dict[str, frozenset[str]] = {}
+
+    def files_matching(pattern: str) -> frozenset[str]:
+        if pattern not in covered:
+            covered[pattern] = frozenset(filter(compile_glob(pattern).regex.fullmatch, files))
+        return covered[pattern]
+
+    def example(a: str, b: str) -> str | None:
+        if any(x != y for x, y in zip(literal_head(a), literal_head(b), strict=False)):
+            return None  # different plain folders: no path matches both
+        common = common_path(*sorted((a, b)))
+        if common is None:  # no file can match both, so the file list need not be read
+            return None
+        real = files_matching(a) & files_matching(b)
+        return min(real) if real else common
+
+    return example
+
