@@ -43,6 +43,12 @@ def fault_kills() -> int:
     return int(os.environ.get("DAGMERGE_FAULT_KILLS", "2"))
 
 
+def campaign_timeout() -> int:
+    """The whole test's bound (pytest-timeout; the suite's 300 s fits a few faults, not twenty): every
+    wait inside is bounded too, so this only catches what they do not."""
+    return 120 + 150 * fault_kills()
+
+
 def db(read: Callable[[], Any], timeout: float = 90) -> Any:
     """Run a database read, riding out a database restart (the campaign restarts PostgreSQL)."""
     deadline = time.monotonic() + timeout

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from tests.faults.campaign import check_ticket, fault_kills, in_flight_rows, ref_is_old_or_new
+from tests.faults.campaign import campaign_timeout, check_ticket, fault_kills, in_flight_rows, ref_is_old_or_new
 from tests.faults.processes import alive, cmdline
 from tests.faults.scenarios import SCENARIOS
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.timeout(campaign_timeout())]
 
 
 @pytest.mark.parametrize("kind", list(SCENARIOS))

@@ -14,11 +14,11 @@ import time
 import pytest
 from django.db import connection
 
-from tests.faults.campaign import Bench, check_ticket, fault_kills, in_flight_rows
+from tests.faults.campaign import Bench, campaign_timeout, check_ticket, fault_kills, in_flight_rows
 from tests.faults.processes import local_postgres, local_redis, restart_postgres, restart_redis
 from tests.faults.scenarios import JoinMerging
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.timeout(campaign_timeout())]
 
 
 def _servers_pass() -> None:

@@ -14,6 +14,7 @@ from coordination.models import Task
 from tests.faults.campaign import (
     Bench,
     Problems,
+    campaign_timeout,
     check_ticket,
     db,
     describe,
@@ -26,7 +27,7 @@ from tests.faults.processes import Service, descendants, wait_until
 from tests.faults.scenarios import submit_spec
 from tests.gitrepo import Repo
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.timeout(campaign_timeout())]
 
 
 def test_a_worker_frozen_past_its_lease_neither_runs_twice_nor_loses_the_result(bench, tmp_path):

@@ -18,11 +18,11 @@ import pytest
 
 from merges.models import MergeAttempt
 from tests import factories
-from tests.faults.campaign import check_ticket, db, fault_kills, in_flight_rows
+from tests.faults.campaign import campaign_timeout, check_ticket, db, fault_kills, in_flight_rows
 from tests.faults.processes import daphne, free_port
 from tests.faults.scenarios import ApproveContinuing, conflicting_ticket, decide_all
 
-pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True), pytest.mark.timeout(campaign_timeout())]
 
 
 class Browser:
