@@ -30,7 +30,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TypeVar
 
 # One character of a segment: sorted, disjoint, inclusive code-point ranges, never containing "/".
@@ -73,16 +73,34 @@ def overlap_example(a: str, b: str, existing_files: Iterable[str] = ()) -> str |
     return example_finder(existing_files)(a, b)
 
 
+@lru_cache(maxsize=65536)
+def literal_head(pattern: str) -> tuple[str, ...]:
+    """The leading segments of ``pattern`` that are plain names (no glob character). Two patterns whose heads
+    differ at some segment cannot match a common path: a cheap test before the exact search."""
+    head = []
+    for segment in compile_glob(pattern).segments:
+        chars = [atom[0][0] for atom in segment if isinstance(atom, tuple) and len(atom) == 1
+                 and atom[0][0] == atom[0][1]]  # an atom of one character: a plain letter, or "[x]"
+        if segment == _GLOBSTAR or len(chars) != len(segment):
+            break
+        head.append("".join(map(chr, chars)))
+    return tuple(head)
+
+
 # --- compiling a pattern ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Compiled:
     segments: tuple[_Segment, ...]
-    regex: re.Pattern[str]
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """Compiled on first use: checking a spec's thousands of claims needs their segments only."""
+        return re.compile(_regex(self.segments))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)
 def compile_glob(pattern: str) -> _Compiled:
     def bad(reason: str) -> BadPattern:
         return BadPattern(f"bad pattern {pattern!r}: {reason}")
@@ -111,7 +129,7 @@ def compile_glob(pattern: str) -> _Compiled:
         segments.append(atoms)
     if (plain or subtree) and segments[-1] != _GLOBSTAR:
         segments.append(_GLOBSTAR)
-    return _Compiled(tuple(segments), re.compile(_regex(segments)))
+    return _Compiled(tuple(segments))
 
 
 def _parse_segment(text: str, bad: Callable[[str], BadPattern]) -> tuple[tuple[_Atom, ...], bool]:
@@ -352,6 +370,8 @@ def example_finder(existing_files: Iterable[str]) -> Callable[[str, str], str | 
         return covered[pattern]
 
     def example(a: str, b: str) -> str | None:
+        if any(x != y for x, y in zip(literal_head(a), literal_head(b), strict=False)):
+            return None  # different plain folders: no path matches both
         common = common_path(*sorted((a, b)))
         if common is None:  # no file can match both, so the file list need not be read
             return None

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from coordination.domain.globs import (
     BadPattern,
     example_finder,
+    literal_head,
     matches,
     overlap_example,
     patterns_overlap,
@@ -59,16 +60,39 @@ def predicted_overlaps(
     may_run_in_parallel: Callable[[str, str], bool],
     existing_files: Iterable[str] = (),
 ) -> list[PredictedOverlap]:
-    """Submit-time warnings: claims of tasks that may run in parallel (no dependency path) and can collide."""
+    """Submit-time warnings: claims of tasks that may run in parallel (no dependency path) and can collide.
+
+    Only pairs whose claims may share a first folder are compared (see ``_neighbours``): a spec of thousands
+    of tasks, each claiming a folder of its own, is checked in linear time rather than in millions of pairs.
+    """
     example = example_finder(existing_files)
-    keys = list(tasks)
+    keys = [key for key in tasks if tasks[key]]
+    position = {key: index for index, key in enumerate(keys)}
+    neighbours = _neighbours({key: tasks[key] for key in keys})
     return [
         PredictedOverlap(task, other, pattern, other_pattern, path)
-        for index, task in enumerate(keys)
-        for other in keys[index + 1 :]
-        if tasks[task] and tasks[other] and may_run_in_parallel(task, other)
+        for task in keys
+        for other in sorted((o for o in neighbours[task] if position[o] > position[task]), key=position.__getitem__)
+        if may_run_in_parallel(task, other)
         for pattern, other_pattern, path in _overlapping_pairs(example, tasks[task], tasks[other])
     ]
+
+
+def _neighbours(claims: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    """For each holder, the others whose patterns may meet its own: those naming the same plain first folder,
+    and those starting with a glob, which may meet anything."""
+    by_first: dict[str, set[str]] = {}
+    anywhere: set[str] = set()
+    for holder, patterns in claims.items():
+        for pattern in patterns:
+            head = literal_head(pattern)
+            (by_first.setdefault(head[0], set()) if head else anywhere).add(holder)
+    found: dict[str, set[str]] = {}
+    for holder, patterns in claims.items():
+        near = set(claims) if holder in anywhere else anywhere.union(
+            *(by_first[literal_head(pattern)[0]] for pattern in patterns))
+        found[holder] = near - {holder}
+    return found
 
 
 def violations(claim_patterns: Sequence[str], changed_files: Iterable[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ TICKET_KEYS = {"title", "repository", "base_branch", "conflict_threshold", "revi
 SANDBOXES = ("local", "daytona")
 TASK_KEYS = {"key", "title", "command", "instructions", "executor", "depends_on", "owned_files",
              "timeout_seconds", "join_strategy", "network", "max_attempts"}
+MAX_SPEC_BYTES = 16 << 20  # a 5,000-task spec is about half a megabyte
 JOIN_STRATEGY = re.compile(r"^(all|success_only|quorum:[1-9][0-9]*)$")
 
 
@@ -63,12 +65,24 @@ class TicketSpec:
 
 
 def load_spec_file(path: str | Path) -> TicketSpec:
-    """Read a spec file; a relative ``repository`` is taken relative to the spec's folder."""
+    """Read a spec file; a relative ``repository`` is taken relative to the spec's folder.
+
+    Only a regular file of at most ``MAX_SPEC_BYTES`` is read: a FIFO would block and /dev/zero never end.
+    """
     path = Path(path)
     try:
-        text = path.read_text()
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SpecError(f"spec {path} is not a regular file")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read spec {path}: {exc.strerror}") from exc
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec {path} is larger than {MAX_SPEC_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec {path} is not UTF-8 (byte {exc.start})") from None
     spec = parse_spec(text, source=str(path))
     repo = Path(spec.repository).expanduser()
     if not repo.is_absolute() and "://" not in spec.repository:

@@ -97,9 +97,7 @@ def test_the_example_of_an_overlap_matches_both_patterns(a, b):
     assert matches(a, example) and matches(b, example)
 
 
-def test_overlap_agrees_with_brute_force_over_small_paths():
-    """True answers carry an example both patterns match; False answers must have no common small path."""
-    rng = random.Random(5)
+def random_patterns(rng: random.Random, count: int = 80) -> set[str]:
     atoms = ["a", "b", "*", "?", "[ab]", "[!a]"]
 
     def segment() -> str:
@@ -108,7 +106,13 @@ def test_overlap_agrees_with_brute_force_over_small_paths():
         text = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 3)))
         return segment() if "**" in text else text
 
-    patterns = {"/".join(segment() for _ in range(rng.randint(1, 3))) for _ in range(80)}
+    return {"/".join(segment() for _ in range(rng.randint(1, 3))) for _ in range(count)}
+
+
+def test_overlap_agrees_with_brute_force_over_small_paths():
+    """True answers carry an example both patterns match; False answers must have no common small path."""
+    rng = random.Random(5)
+    patterns = random_patterns(rng)
     names = ["".join(letters) for size in (1, 2, 3) for letters in itertools.product("ab", repeat=size)]
     paths = ["/".join(parts) for depth in (1, 2, 3) for parts in itertools.product(names, repeat=depth)]
     covered = {pattern: {path for path in paths if matches(pattern, path)} for pattern in patterns}
@@ -227,6 +231,27 @@ def test_predicted_overlaps_warn_only_for_tasks_that_may_run_in_parallel():
         PredictedOverlap("A", "C", "auth.py", "*.py", "auth.py"),
         PredictedOverlap("B", "C", "auth.py", "*.py", "auth.py"),
     ]
+
+
+def test_predicted_overlaps_compare_only_claims_that_can_meet_yet_miss_none():
+    rng = random.Random(11)
+    patterns = sorted(random_patterns(rng))
+    tasks = {f"T{i}": rng.sample(patterns, 2) for i in range(40)}
+    every_pair = [
+        PredictedOverlap(t, o, p, q, overlap_example(p, q))
+        for t, o in itertools.combinations(tasks, 2) for p in tasks[t] for q in tasks[o] if overlap_example(p, q)
+    ]
+    assert predicted_overlaps(tasks, lambda a, b: True) == every_pair
+
+
+def test_five_thousand_tasks_claiming_a_folder_each_are_checked_in_seconds():
+    """Every pair compared took hours for such a spec (12.5 million pairs)."""
+    tasks = {f"T{i}": [f"pkg{i}/**", "docs/index.md" if i % 1000 == 0 else f"pkg{i}/README.md"] for i in range(5000)}
+    started = time.perf_counter()
+    found = predicted_overlaps(tasks, lambda a, b: True)
+    assert time.perf_counter() - started < 5
+    docs = [f"T{i}" for i in range(0, 5000, 1000)]
+    assert [(o.task, o.other) for o in found] == list(itertools.combinations(docs, 2))
 
 
 def test_violations_list_changed_files_outside_the_claim():
