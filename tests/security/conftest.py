@@ -63,7 +63,7 @@ def exposed_home(settings) -> Iterator[Path]:
     for where in (home / "secret_key", home / "secrets" / "secret_key"):
         where.write_text(CANARIES["DAGMERGE_SECRET_KEY"])
     (home / "dagmerge.sqlite3").write_text(f"SQLite format 3 {CANARIES['DATABASE_URL']}")
-    settings.DAGMERGE_HOME = home
+    settings.DAGMERGE_HOME, settings.DAGMERGE_SECRETS_DIR = home, home / "secrets"
     settings.DAGMERGE_WORKSPACE = home / "workspace"
     try:
         yield home
