@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.coordination.conftest import alice_client, bob_client  # noqa: F401 - the named users' browsers
+
 # Values the worker holds that no task, page, log, event or row may ever show.
 CANARIES = {
     "ANTHROPIC_API_KEY": "sk-ant-canary-3f9c2e",
