@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.coordination.conftest import alice_client, bob_client  # noqa: F401 - the named users' browsers
+from tests.coordination.conftest import alice_client, bob_client, fresh_channel_layer  # noqa: F401 - fixtures
 
 # Values the worker holds that no task, page, log, event or row may ever show.
 CANARIES = {
