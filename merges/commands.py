@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from merges.engine.resolvers.ladder import COMPLEMENTARY, HISTORY_SAFE, RULE_SET
 from merges.engine.resolvers.recorded import RecordedResolutions
 
 CLEAN, CONFLICTS_LEFT, USAGE = 0, 1, 2
+MAX_MARKER_SIZE = 1024
 
 
 def add_merge_file(sub) -> None:
@@ -61,38 +64,82 @@ def _add_merge_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--complementary", action="store_true",
                         help="both sides' changes are meant to land (sibling tasks): keep-both rules too")
     parser.add_argument("--recorded", metavar="FILE", help="JSON file of approved resolutions to reuse")
-    parser.add_argument("--marker-size", type=int, default=MARKER_SIZE, help="conflict marker length (%%L)")
+    parser.add_argument("--marker-size", type=_marker_size, default=MARKER_SIZE,
+                        help=f"conflict marker length (%%L), {MARKER_SIZE} to {MAX_MARKER_SIZE}")
 
 
-def _merge(args, base: Path, ours: Path, theirs: Path, path: str) -> MergedFile:
-    store = RecordedResolutions.load(args.recorded) if args.recorded else None
+def _marker_size(text: str) -> int:
+    """git's markers are 7 long unless an attribute says longer; shorter ones would be read as text."""
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not MARKER_SIZE <= size <= MAX_MARKER_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a marker size from {MARKER_SIZE} to {MAX_MARKER_SIZE}")
+    return size
+
+
+class BadInput(Exception):
+    """A file the command cannot use; the message is one line naming it."""
+
+
+def _read(path: str) -> bytes:
+    """An input file, read only if it is a regular file: a FIFO would block and /dev/zero never end."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise BadInput(f"{path} is not a regular file")
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _recorded(path: str | None) -> RecordedResolutions | None:
+    if path is None:
+        return None
+    try:
+        entries = json.loads(_read(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path} is not a JSON file of recorded resolutions: {exc}") from None
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) and isinstance(e.get("resolution"), list)
+                                                for e in entries.values()):
+        raise BadInput(f"{path} is not a JSON file of recorded resolutions: not a mapping of resolutions")
+    return RecordedResolutions(entries)
+
+
+def _merge(args, base: str, ours: str, theirs: str, path: str) -> MergedFile:
+    store = _recorded(args.recorded)
     rule_set = COMPLEMENTARY if args.complementary else HISTORY_SAFE
-    return merge_bytes(base.read_bytes(), ours.read_bytes(), theirs.read_bytes(), path, rule_set, store,
-                       args.marker_size)
+    return merge_bytes(_read(base), _read(ours), _read(theirs), path, rule_set, store, args.marker_size)
 
 
 def _merge_file(args) -> int:
     try:
-        merged = _merge(args, Path(args.base), Path(args.ours), Path(args.theirs), args.path or args.ours)
-    except OSError as exc:
+        merged = _merge(args, args.base, args.ours, args.theirs, args.path or args.ours)
+        if args.output:
+            _write(args.output, merged.data)
+        else:
+            sys.stdout.buffer.write(merged.data)
+    except BadInput as exc:
         print(f"dagmerge: {exc}", file=sys.stderr)
         return USAGE
-    if args.output:
-        Path(args.output).write_bytes(merged.data)
-    else:
-        sys.stdout.buffer.write(merged.data)
     print(f"{args.path or args.ours}: {merged.summary}", file=sys.stderr)
     return CLEAN if merged.clean else CONFLICTS_LEFT
 
 
 def _merge_driver(args) -> int:
-    current = Path(args.current)
     try:
-        merged = _merge(args, Path(args.base), current, Path(args.other), args.path)
-    except OSError as exc:
+        merged = _merge(args, args.base, args.current, args.other, args.path)
+        _write(args.current, merged.data)
+    except BadInput as exc:
         print(f"dagmerge: {exc}", file=sys.stderr)
         return USAGE
-    current.write_bytes(merged.data)
     if not merged.clean:
         print(f"dagmerge: {args.path}: {merged.summary}", file=sys.stderr)
     return CLEAN if merged.clean else CONFLICTS_LEFT

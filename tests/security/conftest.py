@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.coordination.conftest import alice_client, bob_client, fresh_channel_layer  # noqa: F401 - fixtures
+
 # Values the worker holds that no task, page, log, event or row may ever show.
 CANARIES = {
     "ANTHROPIC_API_KEY": "sk-ant-canary-3f9c2e",
@@ -63,7 +65,7 @@ def exposed_home(settings) -> Iterator[Path]:
     for where in (home / "secret_key", home / "secrets" / "secret_key"):
         where.write_text(CANARIES["DAGMERGE_SECRET_KEY"])
     (home / "dagmerge.sqlite3").write_text(f"SQLite format 3 {CANARIES['DATABASE_URL']}")
-    settings.DAGMERGE_HOME = home
+    settings.DAGMERGE_HOME, settings.DAGMERGE_SECRETS_DIR = home, home / "secrets"
     settings.DAGMERGE_WORKSPACE = home / "workspace"
     try:
         yield home

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from dagmerge_site import settings as site
 from merges.engine import runner
 from merges.engine.isolation import Isolation
 from merges.engine.processes import Limits
@@ -65,12 +66,13 @@ def test_a_worker_started_with_secrets_gives_its_tasks_none_of_them_through_proc
 
 
 def test_the_secret_key_and_the_database_cannot_be_read_by_relative_or_absolute_path(tmp_path, exposed_home):
-    database = settings.DATABASES["default"]
-    real_db = Path(database["NAME"]) if "sqlite" in database["ENGINE"] else None
+    """Both the home this test lays out (outside /tmp) and the worker's real one (the settings module's own
+    values, which the test's settings do not change)."""
+    real_db = site.DATABASES["default"]["NAME"] if "sqlite" in site.DATABASES["default"]["ENGINE"] else "/nonexistent"
     paths = [*(("../" * depth) + name for depth in range(1, 7) for name in ("secret_key", "secrets/secret_key",
                                                                              "dagmerge.sqlite3")),
              f"{exposed_home}/secret_key", f"{exposed_home}/secrets/secret_key", f"{exposed_home}/dagmerge.sqlite3",
-             str(real_db or "/nonexistent"), str(Path(settings.DAGMERGE_HOME) / "secret_key")]
+             str(real_db), str(site.DAGMERGE_SECRETS_DIR / "secret_key")]
     repo = source_repo(tmp_path)
     ticket = run_ticket(repo, [{"key": "A", "command": sh(
         f"for p in {' '.join(paths)}; do cat $p; done > read.txt 2>&1; ls -a {exposed_home} > home.txt")}])
