@@ -12,10 +12,11 @@ place are ordered by the rules in ``order``. Anything else declines (returns Non
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from merges.engine.resolvers.structured.layout import Layout, Member, crosses_boundaries, name_uniquely, read_layout
-from merges.engine.resolvers.structured.model import AS_PLACED, Container, Node, Profile, text
+from merges.engine.resolvers.structured.model import AS_PLACED, ORDER_RULES, Container, Node, Profile, text
 from merges.engine.resolvers.structured.order import order_insertions
 
 RULE_RANK = ("sorted by name", "grouped by prefix", "newest first", "finish order", AS_PLACED)
@@ -93,11 +94,15 @@ def trivial(base: bytes, ours: bytes, theirs: bytes) -> bytes | None:
 
 
 class TreeMerge:
-    """Merges three parsed versions of one file; ``srcs`` are base, ours and theirs as bytes."""
+    """Merges three parsed versions of one file; ``srcs`` are base, ours and theirs as bytes; ``rules``: the
+    order rules insertions at one place may follow."""
 
-    def __init__(self, profile: Profile, srcs: tuple[bytes, bytes, bytes]) -> None:
+    def __init__(
+        self, profile: Profile, srcs: tuple[bytes, bytes, bytes], rules: Collection[str] = ORDER_RULES
+    ) -> None:
         self.profile = profile
         self.srcs = srcs
+        self.rules = rules
 
     def node(self, b: Node, o: Node, t: Node) -> Piece | None:
         sb, so, st = self.srcs
@@ -248,7 +253,10 @@ class TreeMerge:
             if ours and theirs:
                 left = [m for m in survivors if base[m.sig] <= slot]
                 right = [m for m in survivors if base[m.sig] > slot]
-                ordered, rule = order_insertions(self.profile, ours, theirs, left, right)
+                found = order_insertions(self.profile, ours, theirs, left, right, self.rules)
+                if found is None:
+                    return None  # no rule allowed here orders them
+                ordered, rule = found
             else:
                 ordered, rule = ours or theirs, AS_PLACED
             sequence += [(m, Piece(m.core), rule) for m in ordered]

@@ -10,16 +10,26 @@ each side's own placement stands. The rules, strongest first:
   and the place is the border between two groups: each insertion joins its own group.
 - **newest first**: a changelog list both sides added to at the top: theirs (the later) above ours.
 - **finish order**: otherwise ours (the side already merged) then theirs.
+
+A caller may leave rules out (``rules``): a rule left out is skipped, and without "finish order" insertions
+no other rule orders are declined (None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from itertools import pairwise
 from typing import Any
 
 from merges.engine.resolvers.structured.layout import Member
-from merges.engine.resolvers.structured.model import FINISH_ORDER, GROUPED, NEWEST_FIRST, SORTED, Profile
+from merges.engine.resolvers.structured.model import (
+    FINISH_ORDER,
+    GROUPED,
+    NEWEST_FIRST,
+    ORDER_RULES,
+    SORTED,
+    Profile,
+)
 
 # Sorted neighbours needed before their order counts as a rule: tools keep imports sorted; people seldom sort
 # functions and classes, so a few in alphabetical order by chance must not decide; keys and items in between.
@@ -28,25 +38,30 @@ MIN_SORTED_OTHER = 3
 
 
 def order_insertions(
-    profile: Profile, ours: list[Member], theirs: list[Member], left: list[Member], right: list[Member]
-) -> tuple[list[Member], str]:
+    profile: Profile,
+    ours: list[Member],
+    theirs: list[Member],
+    left: list[Member],
+    right: list[Member],
+    rules: Collection[str] = ORDER_RULES,
+) -> tuple[list[Member], str] | None:
     """Both sides' insertions at one place, ordered; ``left`` and ``right`` are the base members around it
-    (nearest last and nearest first)."""
+    (nearest last and nearest first). None: no rule of ``rules`` orders them."""
     inserted = ours + theirs
     families = {member.family for member in inserted}
     if len(families) == 1:
         family = families.pop()
         before = _run(reversed(left), family)[::-1]
         after = _run(right, family)
-        ordered = _sorted(ours, theirs, before, after, family)
+        ordered = _sorted(ours, theirs, before, after, family) if SORTED in rules else None
         if ordered is not None:
             return ordered, SORTED
-        ordered = _grouped(ours, theirs, before, after)
+        ordered = _grouped(ours, theirs, before, after) if GROUPED in rules else None
         if ordered is not None:
             return ordered, GROUPED
-    if profile.newest_first and not left and right:
+    if NEWEST_FIRST in rules and profile.newest_first and not left and right:
         return theirs + ours, NEWEST_FIRST
-    return inserted, FINISH_ORDER
+    return (inserted, FINISH_ORDER) if FINISH_ORDER in rules else None
 
 
 def _run(members: Iterable[Member], family: str) -> list[Member]:
