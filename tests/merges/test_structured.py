@@ -76,6 +76,15 @@ def test_python_both_sides_add_imports_in_sorted_place():
     assert [(r.start_line, r.end_line) for r in result.regions] == [(2, 2), (4, 4), (6, 6)]
 
 
+def test_python_imports_are_sorted_within_their_section():
+    base = "import atexit\nimport contextlib\nimport os\n\nfrom _pytest.compat import x\nfrom _pytest.config import y\n"
+    ours = base.replace("import atexit\n", "import atexit\nimport codecs\n")
+    theirs = base.replace("import atexit\n", "import atexit\nimport bisect\n")
+    result = merged("main.py", base, ours, theirs)
+    assert result.text == base.replace("import atexit\n", "import atexit\nimport bisect\nimport codecs\n")
+    assert kinds(result) == [("imports", SORTED)]  # "_pytest" below the blank line is another section
+
+
 def test_python_imports_both_added_at_one_place_go_where_sorting_puts_them():
     base = "import json\nimport os\nimport sys\n"
     ours = base + "import typing\n"

@@ -5,7 +5,8 @@ each side's own placement stands. The rules, strongest first:
 
 - **sorted by name**: the neighbouring members of the same family (imports, keys, ...) are sorted by one of
   the profile's keys -- at least three of them (two imports, four changelog entries, six definitions) --
-  and each side kept them sorted: every insertion goes to its sorted place.
+  and each side kept them sorted: every insertion goes to its sorted place. Imports are sorted within their
+  section (a blank line ends one).
 - **grouped by prefix**: the neighbours fall into contiguous groups by category ("Fix:", "Docs:", "lint:")
   and the place is the border between two groups: each insertion joins its own group.
 - **newest first**: a changelog list both sides added to at the top: theirs (the later) above ours.
@@ -17,7 +18,7 @@ no other rule orders are declined (None).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from itertools import pairwise
 from typing import Any
 
@@ -35,6 +36,7 @@ from merges.engine.resolvers.structured.model import (
 # functions and classes, so a few in alphabetical order by chance must not decide; keys and items in between.
 MIN_SORTED = {"import": 2, "definition": 6, "entry": 4}
 MIN_SORTED_OTHER = 3
+GROUPED_BY_BLANK_LINES = frozenset({"import"})
 
 
 def order_insertions(
@@ -51,8 +53,7 @@ def order_insertions(
     families = {member.family for member in inserted}
     if len(families) == 1:
         family = families.pop()
-        before = _run(reversed(left), family)[::-1]
-        after = _run(right, family)
+        before, after = _run_before(left, family), _run_after(right, family)
         ordered = _sorted(ours, theirs, before, after, family) if SORTED in rules else None
         if ordered is not None:
             return ordered, SORTED
@@ -64,14 +65,33 @@ def order_insertions(
     return (inserted, FINISH_ORDER) if FINISH_ORDER in rules else None
 
 
-def _run(members: Iterable[Member], family: str) -> list[Member]:
-    """The members up to the first of another family."""
-    run = []
-    for member in members:
+def _run_before(left: list[Member], family: str) -> list[Member]:
+    """The members just before the place, back to the first of another family -- or, for imports, to the
+    first of their group: blank lines part sections (standard library, third party, the project's own), each
+    sorted on its own."""
+    run: list[Member] = []
+    for member in reversed(left):
         if member.family != family:
             break
         run.append(member)
+        if family in GROUPED_BY_BLANK_LINES and _starts_group(member):
+            break
+    return run[::-1]
+
+
+def _run_after(right: list[Member], family: str) -> list[Member]:
+    """The members just after the place, up to the first of another family (or, for imports, of another
+    group: at the border of two sections only the one above counts)."""
+    run: list[Member] = []
+    for member in right:
+        if member.family != family or family in GROUPED_BY_BLANK_LINES and _starts_group(member):
+            break
+        run.append(member)
     return run
+
+
+def _starts_group(member: Member) -> bool:
+    return member.gap.count(b"\n") >= 2
 
 
 def _sorted(
