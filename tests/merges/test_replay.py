@@ -17,7 +17,7 @@ from merges.engine.mergefile import git_merge_file
 from merges.engine.replay import replay
 from merges.engine.replay.agent import AgentReplay
 from merges.engine.replay.judging import judge
-from merges.engine.replay.transplant import transplant
+from merges.engine.replay.transplant import Transplant, transplant
 from merges.engine.resolvers.context import Sides
 from merges.engine.resolvers.ladder import COMPLEMENTARY, resolve_merged
 from tests.fakes.fake_claude import install, recorded_calls
@@ -162,9 +162,20 @@ def test_parallel_replay_limit_takes_the_newest_commit_pairs(tmp_path):
 def test_transplant_moves_a_change_onto_the_parent_and_refuses_edits_of_new_lines():
     p = "a\nb\nc\nd\n"
     c1 = "a\nB\nc\nd\n"
-    assert transplant(p, c1, "a\nB\nc\nD\n") == "a\nb\nc\nD\n"
-    assert transplant(p, c1, "a\nB\nx\nc\nd\n") == "a\nb\nx\nc\nd\n"  # inserted after C1's new line
+    assert transplant(p, c1, "a\nB\nc\nD\n") == Transplant("a\nb\nc\nD\n")
+    assert transplant(p, c1, "a\nB\nx\nc\nd\n") == Transplant("a\nb\nx\nc\nd\n", [(2, 2, 1)])  # after C1's new line
     assert transplant(p, c1, "a\nBB\nc\nd\n") is None  # edits the line C1 introduced
+
+
+def test_a_transplant_that_would_move_c2s_lines_to_another_owner_is_known_by_syntax():
+    f, g, new = ("\n    def f(self):\n        pass\n", "\n    def g(self):\n        pass\n",
+                 "\n    def new(self):\n        pass\n")
+    p, c1 = "class A:" + f + g, "class A:" + f + new + g
+    decorated = c1.replace("\n    def new", "\n    @property\n    def new")  # lands above g: another owner
+    another = "class A:" + f + new + "\n    def other(self):\n        pass\n" + g  # a sibling: the same class
+    assert transplant(p, c1, decorated).moved_away("a.py", decorated)
+    assert not transplant(p, c1, another).moved_away("a.py", another)
+    assert not transplant(p, c1, decorated).moved_away("a.txt", decorated)  # no syntax known: taken as it is
 
 
 def test_replay_command_prints_json(tmp_path):

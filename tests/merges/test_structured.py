@@ -85,6 +85,28 @@ def test_python_imports_are_sorted_within_their_section():
     assert kinds(result) == [("imports", SORTED)]  # the third-party section below starts again from "a"
 
 
+def test_python_imports_sorted_by_module_then_without_regard_to_case_as_reorder_python_imports_does():
+    base = (
+        "import argparse\nfrom gettext import gettext\nimport os\nfrom typing import cast\nfrom typing import Literal\n"
+    )
+    ours = base.replace("import argparse\n", "import argparse\nfrom collections.abc import Mapping\n")
+    theirs = base.replace("import argparse\n", "import argparse\nfrom collections.abc import Callable\n")
+    result = merged("main.py", base, ours, theirs)
+    both = "from collections.abc import Callable\nfrom collections.abc import Mapping\n"
+    assert result.text == base.replace("import argparse\n", "import argparse\n" + both)
+    assert kinds(result) == [("imports", SORTED)]
+
+
+def test_python_imports_both_put_at_the_head_of_a_section_open_it_together():
+    base = "from __future__ import annotations\n\nimport threading\nimport traceback\n"
+    ours = base.replace("\n\nimport threading", "\n\nfrom collections.abc import Generator\nimport threading")
+    theirs = base.replace("\n\nimport threading", "\n\nfrom collections.abc import Callable\nimport threading")
+    result = merged("main.py", base, ours, theirs)
+    both = "from collections.abc import Callable\nfrom collections.abc import Generator\n"
+    assert result.text == base.replace("import threading", both + "import threading")
+    assert kinds(result) == [("imports", SORTED)]
+
+
 def test_python_imports_both_added_at_one_place_go_where_sorting_puts_them():
     base = "import json\nimport os\nimport sys\n"
     ours = base + "import typing\n"

@@ -155,10 +155,14 @@ def _score_pair(report: ReplayReport, path: str, blobs: list[bytes | None], agen
         return False
     p_text, c1_text, c2_text = texts
     assert p_text is not None and c1_text is not None and c2_text is not None
-    transplanted = transplant(p_text, c1_text, c2_text)
-    if transplanted is None:
+    moved = transplant(p_text, c1_text, c2_text)
+    if moved is None:
         report.notes["C2 edits lines C1 introduced"] += 1
         return False
+    if moved.moved_away(path, c2_text):
+        report.notes["C2 adds to what C1 introduced (by syntax)"] += 1
+        return False
+    transplanted = moved.text
     size = safe_marker_size([p_text, c1_text, transplanted])
     started = time.monotonic()
     merged, conflicts = git_merge_file(p_text.encode(), c1_text.encode(), transplanted.encode(), size)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from merges.engine.resolvers.structured.canonical import canonical_form
+from merges.engine.resolvers.structured.canonical import canonical_form, owners
 from merges.engine.resolvers.structured.languages import profile_for
 from merges.engine.resolvers.structured.merge import Out, Piece, TreeMerge, trivial
 from merges.engine.resolvers.structured.model import (
@@ -47,6 +47,7 @@ __all__ = [
     "SettledRegion",
     "StructuredMerge",
     "merge_structured",
+    "owners",
     "profile_for",
     "canonical_form",
 ]

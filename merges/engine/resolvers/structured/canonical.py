@@ -1,5 +1,6 @@
 """A file's syntax tree written so that two texts meaning the same thing write the same: the measure of
-"equivalent" in ``dagmerge replay``.
+"equivalent" in ``dagmerge replay``; and the named nodes around a stretch of lines (``owners``), which tells
+replay whether a change moved from one place to another still belongs to the same thing.
 
 Layout does not count (whitespace between tokens, blank lines, a trailing separator), nor the order of the
 members of a commutative parent -- the parents the merge treats as sets, read by the same profiles and the
@@ -54,3 +55,41 @@ def _member(member: Member, profile: Profile) -> str:
 
 def _hash(*parts: str) -> str:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def owners(path: str, data: str, first_line: int, end_line: int) -> tuple[str, ...] | None:
+    """The names (profile signatures) of the nodes holding lines [first_line, end_line) (0-based) of ``data``,
+    outermost first: ``("class TestDoctest", "def test_skip")``. None when no profile reads the file, it does
+    not parse, or the lines are blank."""
+    profile = profile_for(path)
+    if profile is None:
+        return None
+    src = data.encode()
+    root = profile.parse(src)
+    if root is None:
+        return None
+    lines = src.split(b"\n")
+    start = sum(len(line) + 1 for line in lines[:first_line])
+    end = start + sum(len(line) + 1 for line in lines[first_line:end_line])
+    stretch = src[start:end]
+    if not stretch.strip():
+        return None
+    start, end = start + len(stretch) - len(stretch.lstrip()), start + len(stretch.rstrip())
+    names = []
+    node: Node | None = _holding(root, start, end)
+    while node is not None:
+        name = profile.signature(node, src)
+        if name is not None:
+            names.append(name)
+        node = node.parent
+    return tuple(reversed(names))
+
+
+def _holding(root: Node, start: int, end: int) -> Node:
+    """The smallest node holding bytes [start, end)."""
+    node = root
+    while True:
+        inner = next((kid for kid in node.children if kid.start_byte <= start and end <= kid.end_byte), None)
+        if inner is None:
+            return node
+        node = inner

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from merges.engine.resolvers.structured.layout import Layout, Member, crosses_boundaries, name_uniquely, read_layout
 from merges.engine.resolvers.structured.model import AS_PLACED, ORDER_RULES, Container, Node, Profile, text
-from merges.engine.resolvers.structured.order import order_insertions
+from merges.engine.resolvers.structured.order import GROUPED_BY_BLANK_LINES, order_insertions
 
 RULE_RANK = ("sorted by name", "grouped by prefix", "newest first", "finish order", AS_PLACED)
 
@@ -180,7 +180,9 @@ class TreeMerge:
         out.add(prefix)
         for i, (chosen, core, rule) in enumerate(sequence):
             if i:
-                out.add(self._gap(chosen, sequence[i - 1][0], layouts))
+                out.add(
+                    self._gap(chosen, sequence[i - 1][0], layouts, rule is not None and sequence[i - 1][2] is not None)
+                )
             start = out.add(chosen.lead)
             offset = out.add_piece(core)
             out.piece.checks.append((offset, offset + len(core.data), chosen.node.type))
@@ -283,9 +285,10 @@ class TreeMerge:
         merged = Member(**{**mo.__dict__, "lead": lead, "term": term, "post": post, "core": core.data})
         return merged, core
 
-    def _gap(self, member: Member, previous: Member, layouts: list[Layout]) -> bytes:
+    def _gap(self, member: Member, previous: Member, layouts: list[Layout], both_new: bool = False) -> bytes:
         """The whitespace before a member: as some version had it after the same neighbour (a side's change of
-        layout winning over the base), else as it stood elsewhere, else the container's usual gap."""
+        layout winning over the base), else -- two new members the sides put at one place -- the container's
+        usual gap between such members, else as it stood elsewhere, else that usual gap."""
         lb, lo, lt = layouts
         found: dict[str, bytes] = {}
         for name, layout in (("ours", lo), ("theirs", lt), ("base", lb)):
@@ -298,22 +301,17 @@ class TreeMerge:
                 return found[name]
         if found:
             return found.get("base", next(iter(found.values())))
-        moved = self._moved_boundary(member, lb, lo, lt)
-        if moved is not None:
-            return moved
+        usual = _usual_gap(member, previous, layouts)
+        gap = self._moved_boundary(member, lb, lo, lt)
         for layout in (lo, lt, lb):
             i = layout.index.get(member.sig)
-            if i:
-                return layout.members[i].gap
-        gaps = Counter(
-            m.gap
-            for layout in layouts
-            for p, m in zip(layout.members, layout.members[1:], strict=False)
-            if m.family == member.family and p.family == previous.family
-        )
-        if gaps:
-            return gaps.most_common(1)[0][0]
-        return _fallback_gap(member)
+            if gap is None and i:
+                gap = layout.members[i].gap
+        if gap is None:
+            return usual if usual is not None else _fallback_gap(member)
+        if both_new and member.family in GROUPED_BY_BLANK_LINES and usual is not None and gap.count(b"\n") >= 2:
+            return usual  # it opened a section where it stood; here another new import stands above it
+        return gap
 
     @staticmethod
     def _moved_boundary(member: Member, lb: Layout, lo: Layout, lt: Layout) -> bytes | None:
@@ -326,6 +324,17 @@ class TreeMerge:
             if member.sig in layout.index and _predecessor(layout, member.sig) not in (before, None)
         }
         return gaps.pop() if len(gaps) == 1 else None
+
+
+def _usual_gap(member: Member, previous: Member, layouts: list[Layout]) -> bytes | None:
+    """The commonest gap between two neighbours of these families in any version, None when none stood so."""
+    gaps = Counter(
+        m.gap
+        for layout in layouts
+        for p, m in zip(layout.members, layout.members[1:], strict=False)
+        if m.family == member.family and p.family == previous.family
+    )
+    return gaps.most_common(1)[0][0] if gaps else None
 
 
 def _predecessor(layout: Layout, sig: str) -> str | None:

@@ -54,6 +54,8 @@ def order_insertions(
     if len(families) == 1:
         family = families.pop()
         before, after = _run_before(left, family), _run_after(right, family)
+        if family in GROUPED_BY_BLANK_LINES and right and _starts_group(right[0]) and _start_a_group(ours, theirs):
+            before, after = [], _run_after(right, family, joined=True)  # both opened the section below
         ordered = _sorted(ours, theirs, before, after, family) if SORTED in rules else None
         if ordered is not None:
             return ordered, SORTED
@@ -79,12 +81,13 @@ def _run_before(left: list[Member], family: str) -> list[Member]:
     return run[::-1]
 
 
-def _run_after(right: list[Member], family: str) -> list[Member]:
+def _run_after(right: list[Member], family: str, joined: bool = False) -> list[Member]:
     """The members just after the place, up to the first of another family (or, for imports, of another
-    group: at the border of two sections only the one above counts)."""
+    group: at the border of two sections only the one above counts -- unless the insertions ``joined`` the
+    one below)."""
     run: list[Member] = []
-    for member in right:
-        if member.family != family or family in GROUPED_BY_BLANK_LINES and _starts_group(member):
+    for i, member in enumerate(right):
+        if member.family != family or family in GROUPED_BY_BLANK_LINES and _starts_group(member) and (i or not joined):
             break
         run.append(member)
     return run
@@ -92,6 +95,11 @@ def _run_after(right: list[Member], family: str) -> list[Member]:
 
 def _starts_group(member: Member) -> bool:
     return member.gap.count(b"\n") >= 2
+
+
+def _start_a_group(ours: list[Member], theirs: list[Member]) -> bool:
+    """Both sides put a blank line above what they inserted at a section border: it opens the section below."""
+    return _starts_group(ours[0]) and _starts_group(theirs[0])
 
 
 def _sorted(
