@@ -65,6 +65,12 @@ def test_python_both_sides_add_a_method_to_a_class():
     assert result.language == "python"
 
 
+def test_python_spaces_ending_a_members_line_stay_with_it_not_with_the_gap():
+    base = "class A:\n    def f(self):\n        return 1  \n"  # two spaces end f's last line
+    g, h = "\n    def g(self):\n        return 2\n", "\n    def h(self):\n        return 3\n"
+    assert merged("a.py", base, base + g, base + h).text == base + g + h
+
+
 def test_python_both_sides_add_imports_in_sorted_place():
     base = "import json\nimport os\nimport sys\n\n\ndef main():\n    pass\n"
     ours = base.replace("import os\n", "import os\nimport re\n")

@@ -11,13 +11,13 @@ place are ordered by the rules in ``order``. Anything else declines (returns Non
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from merges.engine.resolvers.structured.gaps import gap_before
 from merges.engine.resolvers.structured.layout import Layout, Member, crosses_boundaries, name_uniquely, read_layout
 from merges.engine.resolvers.structured.model import AS_PLACED, ORDER_RULES, Container, Node, Profile, text
-from merges.engine.resolvers.structured.order import GROUPED_BY_BLANK_LINES, order_insertions
+from merges.engine.resolvers.structured.order import order_insertions
 
 RULE_RANK = ("sorted by name", "grouped by prefix", "newest first", "finish order", AS_PLACED)
 
@@ -181,7 +181,7 @@ class TreeMerge:
         for i, (chosen, core, rule) in enumerate(sequence):
             if i:
                 out.add(
-                    self._gap(chosen, sequence[i - 1][0], layouts, rule is not None and sequence[i - 1][2] is not None)
+                    gap_before(chosen, sequence[i - 1][0], layouts, rule is not None and sequence[i - 1][2] is not None)
                 )
             start = out.add(chosen.lead)
             offset = out.add_piece(core)
@@ -285,62 +285,6 @@ class TreeMerge:
         merged = Member(**{**mo.__dict__, "lead": lead, "term": term, "post": post, "core": core.data})
         return merged, core
 
-    def _gap(self, member: Member, previous: Member, layouts: list[Layout], both_new: bool = False) -> bytes:
-        """The whitespace before a member: as some version had it after the same neighbour (a side's change of
-        layout winning over the base), else -- two new members the sides put at one place -- the container's
-        usual gap between such members, else as it stood elsewhere, else that usual gap."""
-        lb, lo, lt = layouts
-        found: dict[str, bytes] = {}
-        for name, layout in (("ours", lo), ("theirs", lt), ("base", lb)):
-            index = layout.index
-            i = index.get(member.sig)
-            if i and layout.members[i - 1].sig == previous.sig:
-                found[name] = layout.members[i].gap
-        for name in ("ours", "theirs"):
-            if name in found and found[name] != found.get("base"):
-                return found[name]
-        if found:
-            return found.get("base", next(iter(found.values())))
-        usual = _usual_gap(member, previous, layouts)
-        gap = self._moved_boundary(member, lb, lo, lt)
-        for layout in (lo, lt, lb):
-            i = layout.index.get(member.sig)
-            if gap is None and i:
-                gap = layout.members[i].gap
-        if gap is None:
-            return usual if usual is not None else _fallback_gap(member)
-        if both_new and member.family in GROUPED_BY_BLANK_LINES and usual is not None and gap.count(b"\n") >= 2:
-            return usual  # it opened a section where it stood; here another new import stands above it
-        return gap
-
-    @staticmethod
-    def _moved_boundary(member: Member, lb: Layout, lo: Layout, lt: Layout) -> bytes | None:
-        """The gap a side chose above a member when it changed what stands above it (deleting the import that
-        was there keeps the blank line that ends a group)."""
-        before = _predecessor(lb, member.sig)
-        gaps = {
-            layout.members[layout.index[member.sig]].gap
-            for layout in (lo, lt)
-            if member.sig in layout.index and _predecessor(layout, member.sig) not in (before, None)
-        }
-        return gaps.pop() if len(gaps) == 1 else None
-
-
-def _usual_gap(member: Member, previous: Member, layouts: list[Layout]) -> bytes | None:
-    """The commonest gap between two neighbours of these families in any version, None when none stood so."""
-    gaps = Counter(
-        m.gap
-        for layout in layouts
-        for p, m in zip(layout.members, layout.members[1:], strict=False)
-        if m.family == member.family and p.family == previous.family
-    )
-    return gaps.most_common(1)[0][0] if gaps else None
-
-
-def _predecessor(layout: Layout, sig: str) -> str | None:
-    i = layout.index.get(sig)
-    return layout.members[i - 1].sig if i else None
-
 
 def _sides_changed(base: bytes, ours: bytes, theirs: bytes) -> set[str]:
     return {name for name, data in (("ours", ours), ("theirs", theirs)) if data != base}
@@ -387,11 +331,3 @@ def _replaced_by_both(i: int, base: Layout, index_o: dict[str, int], index_t: di
         low -= 1
     places = range(low, i)
     return any(slot in places for slot in slots_o) and any(slot in places for slot in slots_t)
-
-
-def _fallback_gap(member: Member) -> bytes:
-    """No two members stood side by side anywhere: a new line at the member's own indentation, or a space in
-    a container written on one line."""
-    line_start = member.src.rfind(b"\n", 0, member.start) + 1
-    indent = member.src[line_start : member.start]
-    return b" " if indent.strip() else b"\n" + indent
