@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from merges.engine.resolvers.structured import canonical_form
+from merges.engine.resolvers.structured import canonical_form, owners
 
 
 def same(path: str, a: str, b: str) -> bool:
@@ -46,3 +46,20 @@ def test_changelog_entries_commute_within_their_list_not_across_versions():
 def test_files_no_profile_reads_or_that_do_not_parse_have_no_form():
     assert canonical_form("notes.txt", "a\n") is None
     assert canonical_form("a.py", "def f(:\n") is None
+
+
+def test_markdown_list_items_commute_and_their_words_count():
+    items = ["  * [a](http://a) one\n", "  * [b](http://b) two\n", "  * [c](http://c) three\n"]
+    one = "# X\n\nSome text\n\n" + "".join(items) + "\n## More\n"
+    swapped = "# X\n\nSome text\n\n" + "".join([items[0], items[2], items[1]]) + "\n## More\n"
+    assert same("README.md", one, swapped)
+    assert not same("README.md", one, swapped.replace("three", "four"))
+
+
+def test_owners_name_the_nodes_around_lines_and_give_comments_to_the_member_below():
+    js = "function a() {}\n\n/** doc */\nfunction b() {}\n"
+    assert owners("x.js", js, 2, 3) == owners("x.js", js, 3, 4) == ("function b",)
+    py = "class A:\n    def f(self):\n        pass\n\n    # doc\n    def g(self):\n        pass\n"
+    assert owners("x.py", py, 2, 3) == ("class A", "def f")
+    assert owners("x.py", py, 4, 5) == ("class A", "def g")
+    assert owners("x.txt", "a\n", 0, 1) is None and owners("x.py", py, 3, 4) is None  # no profile; a blank line

@@ -176,6 +176,9 @@ def test_a_transplant_that_would_move_c2s_lines_to_another_owner_is_known_by_syn
     assert transplant(p, c1, decorated).moved_away("a.py", decorated)
     assert not transplant(p, c1, another).moved_away("a.py", another)
     assert not transplant(p, c1, decorated).moved_away("a.txt", decorated)  # no syntax known: taken as it is
+    js_p, js_c1 = "function a() {}\n\nfunction c() {}\n", "function a() {}\n\nfunction b() {}\n\nfunction c() {}\n"
+    documented = js_c1.replace("function b", "/** Bees. */\nfunction b")  # a comment for C1's b: lands above c
+    assert transplant(js_p, js_c1, documented).moved_away("a.js", documented)
 
 
 def test_replay_command_prints_json(tmp_path):

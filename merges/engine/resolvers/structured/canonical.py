@@ -41,10 +41,26 @@ def _digest(node: Node, src: bytes, profile: Profile) -> str:
     layout = read_layout(node, spec, profile, src) if spec is not None else None
     if layout is not None and layout.members:
         members = sorted(_member(member, profile) for member in layout.members)
-        return _hash(node.type, "{", squash(layout.prefix), *members, squash(layout.suffix), "}")
+        head = _stretch(node, src, profile, node.start_byte, layout.members[0].start)
+        tail = _stretch(node, src, profile, layout.members[-1].end, node.end_byte)
+        return _hash(node.type, *head, "{", *members, "}", *tail)
     if not node.children:
         return _hash(node.type, squash(text(node, src)))
-    return _hash(node.type, "(", *(_digest(child, src, profile) for child in node.children), ")")
+    return _hash(node.type, "(", *_stretch(node, src, profile, node.start_byte, node.end_byte), ")")
+
+
+def _stretch(node: Node, src: bytes, profile: Profile, start: int, end: int) -> list[str]:
+    """The children of ``node`` within [start, end), with the text between them: some grammars leave words out
+    of the tree (Markdown's inline text), and a container's heading may hold lists of its own."""
+    parts, at = [], start
+    for child in node.children:
+        if child.start_byte < start or child.end_byte > end:
+            continue
+        if not child.children and not squash(text(child, src)):
+            continue  # an empty token (a block's continuation, an indent): layout
+        parts += [squash(src[at : child.start_byte]), _digest(child, src, profile)]
+        at = max(at, child.end_byte)
+    return [*parts, squash(src[at:end])]
 
 
 def _member(member: Member, profile: Profile) -> str:
@@ -77,12 +93,26 @@ def owners(path: str, data: str, first_line: int, end_line: int) -> tuple[str, .
     start, end = start + len(stretch) - len(stretch.lstrip()), start + len(stretch.rstrip())
     names = []
     node: Node | None = _holding(root, start, end)
+    assert node is not None
+    if node.type in profile.comments and node.parent is not None:
+        node = node.parent
+    below = _below_comments(node, start, end, profile)
+    if below is not None:  # comments on lines of their own belong to the member below them
+        names.append(profile.signature(below, src) or below.type)
     while node is not None:
         name = profile.signature(node, src)
         if name is not None:
             names.append(name)
         node = node.parent
     return tuple(reversed(names))
+
+
+def _below_comments(node: Node, start: int, end: int, profile: Profile) -> Node | None:
+    """When the stretch is only comments among ``node``'s children, the first other child after them."""
+    inside = [kid for kid in node.children if kid.start_byte < end and kid.end_byte > start]
+    if not inside or any(kid.type not in profile.comments for kid in inside):
+        return None
+    return next((kid for kid in node.children if kid.start_byte >= end and kid.type not in profile.comments), None)
 
 
 def _holding(root: Node, start: int, end: int) -> Node:
