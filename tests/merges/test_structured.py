@@ -860,3 +860,16 @@ def test_every_profile_loads_its_grammar(path):
     profile = profile_for(path)
     assert profile is not None
     assert profile.parse(b"") is not None
+
+
+def test_markdown_list_sorted_near_the_place_is_kept_sorted_despite_a_stray_entry_far_away():
+    names = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India", "Juliett"]
+    items = [f"- [{name}](https://example.org/{name.lower()})\n" for name in names]
+    base = "# Projects\n\n" + "".join(items) + "- [Able](https://example.org/able), added late\n"
+    bravo = items[1]
+    ours = base.replace(bravo, bravo + "- [Cat](https://example.org/cat)\n")
+    theirs = base.replace(bravo, bravo + "- [Carol](https://example.org/carol)\n")
+    result = merged("README.md", base, ours, theirs)
+    both = "- [Carol](https://example.org/carol)\n- [Cat](https://example.org/cat)\n"
+    assert result.text == base.replace(bravo, bravo + both)
+    assert kinds(result) == [("list items", SORTED)]

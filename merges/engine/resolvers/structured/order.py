@@ -4,7 +4,8 @@ Only insertions that compete for one place are ordered here; where the sides ins
 each side's own placement stands. The rules, strongest first:
 
 - **sorted by name**: the neighbouring members of the same family (imports, keys, ...) are sorted by one of
-  the profile's keys -- at least three of them (two imports, four changelog entries, six definitions) --
+  the profile's keys -- at least three of them (two imports, four changelog entries, six definitions), up to
+  six on each side of the place --
   and each side kept them sorted: every insertion goes to its sorted place. Imports are sorted within their
   section (a blank line ends one).
 - **grouped by prefix**: the neighbours fall into contiguous groups by category ("Fix:", "Docs:", "lint:")
@@ -36,6 +37,9 @@ from merges.engine.resolvers.structured.model import (
 # functions and classes, so a few in alphabetical order by chance must not decide; keys and items in between.
 MIN_SORTED = {"import": 2, "definition": 6, "entry": 4}
 MIN_SORTED_OTHER = 3
+# Only the neighbours this near must be sorted: a long list kept sorted by hand has a stray entry somewhere
+# (cobra's projects list: "VMware's [Tanzu...]" among "[Name](...)" entries).
+SORTED_WINDOW = 6
 GROUPED_BY_BLANK_LINES = frozenset({"import"})
 
 
@@ -105,6 +109,7 @@ def _start_a_group(ours: list[Member], theirs: list[Member]) -> bool:
 def _sorted(
     ours: list[Member], theirs: list[Member], before: list[Member], after: list[Member], family: str
 ) -> list[Member] | None:
+    before, after = before[-SORTED_WINDOW:], after[:SORTED_WINDOW]
     if len(before) + len(after) < MIN_SORTED.get(family, MIN_SORTED_OTHER):
         return None
     for k in range(min(len(member.keys) for member in [*ours, *theirs, *before, *after])):
