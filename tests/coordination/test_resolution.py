@@ -23,9 +23,12 @@ BOTH = replace_line(BASE, 50, "TIMEOUT = 5\nRETRIES = 3")
 
 
 def _config_py(text: str) -> str:
-    """numbered_lines are not Python; make the file Python so validation has something to check."""
-    return "".join(f"# {line}\n" if not line.isupper() and "=" not in line else f"{line}\n"
+    """numbered_lines are not Python; make the file Python so validation has something to check -- the lines
+    of a function's body, where statements run in order, so the structured tier leaves the clash to the next
+    tier as a line tier would."""
+    body = "".join(f"    # {line}\n" if not line.isupper() and "=" not in line else f"    {line}\n"
                    for line in text.splitlines())
+    return f"def settings():\n{body}    return locals()\n"
 
 
 @pytest.fixture
