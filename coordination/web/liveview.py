@@ -171,13 +171,12 @@ class LiveView:
                 mark = dagsvg.node_mark(dagsvg.Node(pk, key, title, status, rerun=pk in dropped), links.task(key))
                 parts.append(self._partial("dag_mark", target=f"dag-node-{pk}", mark=mark))
         if ids["diamond"]:
-            for *row, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
+            for join_id, continuation_id, status, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
                     "id", "continuation_id", "status", "continuation__key"):
-                mark = dagsvg.join_mark(dagsvg.JoinMark(*row), key)
-                parts.append(self._partial("dag_mark", target=f"dag-join-{row[0]}", mark=mark))
-        tasks: list[rows.TaskRow] | None = None
-        if "table" in ids or "timeline" in ids:
-            tasks = dashboard.task_rows(self.ticket_id, links, dropped)
+                mark = dagsvg.join_mark(dagsvg.JoinMark(join_id, continuation_id, status), key)
+                parts.append(self._partial("dag_mark", target=f"dag-join-{join_id}", mark=mark))
+        # The table and the timeline share one read of the task rows.
+        tasks = dashboard.task_rows(self.ticket_id, links, dropped) if ids.keys() & {"table", "timeline"} else []
         if "table" in ids:
             self.known_tasks = {t.pk for t in tasks}
             parts.append(self._partial("task_table", task_rows=rows.task_rows(tasks), task_count=len(tasks)))
@@ -199,7 +198,7 @@ class LiveView:
         return "".join(parts)
 
     def _joins_and_timeline(self, ids: dict[str, set[int]], links: rows.Links, dropped: dict,
-                            tasks: list[rows.TaskRow] | None) -> list[str]:
+                            tasks: list[rows.TaskRow]) -> list[str]:
         """The join table (whole, or some rows and the summary), the task merges, the timeline: they share
         one read of the ticket's merges."""
         if not (ids.keys() & {"joins", "merges", "timeline"} or ids["join"]):
