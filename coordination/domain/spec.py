@@ -141,8 +141,10 @@ def _child(node: yaml.Node | None, step: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.SequenceNode):
         if isinstance(step, int):
             return node.value[step] if 0 <= step < len(node.value) else None
-        return next((item for item in node.value
-                     if (key := _child(item, "key")) is not None and key.value == step), None)
+        for item in node.value:
+            key = _child(item, "key")
+            if isinstance(key, yaml.ScalarNode) and key.value == step:
+                return item
     return None
 
 

@@ -79,7 +79,9 @@ class ReviewLiveView:
     def _render(self, keys: set[tuple]) -> str:
         parts: list[str] = []
         if ("header",) in keys:
-            parts.append(self._partial("ticket_header", **dashboard._header(self.ticket_id)))
+            # attempt: the header's "needs you" banner leaves out the review this page is
+            parts.append(self._partial("ticket_header", **dashboard._header(self.ticket_id),
+                                       attempt={"pk": self.attempt_id}))
         if ("nav",) in keys:
             parts.append(self._partial("nav_reviews", reviews_waiting=merge_pages.reviews_waiting()))
         rows = self.watched if ("rows",) in keys else {ref for kind, *ref in keys if kind == "row" for ref in ref}

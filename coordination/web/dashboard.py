@@ -138,10 +138,11 @@ def task_rows(ticket_id: int, links: rows.Links, dropped: dict[int, Dropped],
     if ids is not None:
         tasks = tasks.filter(pk__in=ids)
     out = []
-    for values in tasks.order_by("id").values(*ROW_FIELDS):
-        pk, key = values.pop("id"), values["key"]
+    for pk, key, title, status, started, finished, head, error, waiting in tasks.order_by("id").values_list(
+            *ROW_FIELDS):
         drop = dropped.get(pk)
-        out.append(rows.TaskRow(pk=pk, **values, href=links.task(key), rerun_of=drop.attempt_id if drop else None))
+        out.append(rows.TaskRow(pk, key, title, status, started, finished, head, error, waiting, links.task(key),
+                                drop.attempt_id if drop else None))
     return out
 
 
@@ -258,7 +259,8 @@ def timeline_svg(tasks: list[rows.TaskRow], attempts: list[rows.AttemptCell], jo
             lanes[task.pk].spans.append(timeline.Span(task.started_at, task.finished_at, task.status, task.href,
                                                       "run"))
     for attempt in attempts:
-        lane = lanes.get(continuation_of.get(attempt.join_id, 0) if attempt.join_id else attempt.task_id or 0)
+        owner = continuation_of.get(attempt.join_id) if attempt.join_id is not None else attempt.task_id
+        lane = lanes.get(owner) if owner is not None else None
         if lane is None:
             continue
         end = attempt.finished_at or (None if attempt.status == "running" else

@@ -171,13 +171,12 @@ class LiveView:
                 mark = dagsvg.node_mark(dagsvg.Node(pk, key, title, status, rerun=pk in dropped), links.task(key))
                 parts.append(self._partial("dag_mark", target=f"dag-node-{pk}", mark=mark))
         if ids["diamond"]:
-            for join_pk, continuation_id, status, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
+            for join_id, continuation_id, status, key in Join.objects.filter(pk__in=ids["diamond"]).values_list(
                     "id", "continuation_id", "status", "continuation__key"):
-                mark = dagsvg.join_mark(dagsvg.JoinMark(join_pk, continuation_id, status), key)
-                parts.append(self._partial("dag_mark", target=f"dag-join-{join_pk}", mark=mark))
-        tasks: list[rows.TaskRow] = []
-        if "table" in ids or "timeline" in ids:
-            tasks = dashboard.task_rows(self.ticket_id, links, dropped)
+                mark = dagsvg.join_mark(dagsvg.JoinMark(join_id, continuation_id, status), key)
+                parts.append(self._partial("dag_mark", target=f"dag-join-{join_id}", mark=mark))
+        # The table and the timeline share one read of the task rows.
+        tasks = dashboard.task_rows(self.ticket_id, links, dropped) if ids.keys() & {"table", "timeline"} else []
         if "table" in ids:
             self.known_tasks = {t.pk for t in tasks}
             parts.append(self._partial("task_table", task_rows=rows.task_rows(tasks), task_count=len(tasks)))

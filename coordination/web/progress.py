@@ -68,7 +68,7 @@ class Narrator:
         if kind == "publish.failed":
             return f"publishing ticket/{self.ticket_id} to the source failed: {_first_line(payload.get('error', ''))}"
         if kind == "review.requested":
-            action = payload.get("action")
+            action = str(payload.get("action", ""))
             what = {"approve": "approve it", "retry": "ask the agent again"}.get(
                 str(action), f"{action} {payload.get('source')}")
             return f"merge #{payload.get('attempt_id')}: {payload.get('by')} asked to {what}"
@@ -97,8 +97,8 @@ class Narrator:
             took = _took(task) if task else ""
             if state == "succeeded":
                 return f"task {key}: succeeded" + (f" in {took}" if took else "")
-            error = task.error if task else ""
-            return f"task {key}: failed" + (f" after {took}" if took else "") + f": {_first_line(error)}"
+            error = _first_line(task.error) if task else ""
+            return f"task {key}: failed" + (f" after {took}" if took else "") + f": {error}"
         if state == "waiting":
             return f"task {key}: waits for {payload.get('on')} (both claim {payload.get('example')})"
         if state == "pending" and payload.get("from") == "succeeded":
@@ -114,7 +114,10 @@ class Narrator:
         if state == "started":
             sources = ", ".join(payload.get("sources") or [])
             return f"{self._join(join_id)}: merging {sources}" if join_id else None
-        attempt = MergeAttempt.objects.filter(pk=payload.get("attempt_id") or 0).values(
+        attempt_id = payload.get("attempt_id")
+        if not attempt_id:
+            return None
+        attempt = MergeAttempt.objects.filter(pk=attempt_id).values(
             "duration_ms", "pending_sources", "merge_order", "conflict_scores", "error", "review_reason",
             "task__key").first()
         if attempt is None:
@@ -132,13 +135,13 @@ class Narrator:
             done = f"{order} merged; " if order and join_id else ""
             source = attempt["pending_sources"][0] if attempt["pending_sources"] else "a source"
             return (f"{where}: {done}{source} conflicts, waits for a person: {attempt['review_reason']}"
-                    f"\n         review it at {review_url(payload['attempt_id'])}")
+                    f"\n         review it at {review_url(attempt_id)}")
         if state == "failed":
             return f"{where}: merge failed: {_first_line(attempt['error'])}"
         return None
 
     def _join(self, join_id: int | None) -> str:
-        return f"join → {self.continuation.get(join_id or 0, '?')}"
+        return f"join → {self.continuation.get(join_id, '?') if join_id is not None else '?'}"
 
 
 def summary(ticket: Ticket) -> list[str]:

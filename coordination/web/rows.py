@@ -104,7 +104,7 @@ class AttemptCell:
     @classmethod
     def of(cls, values: dict) -> AttemptCell:
         """From ``.values(*ATTEMPT_FIELDS)``, with ``hunks`` the sum of its conflict files' hunks."""
-        fields = {name: values[name] for name in ATTEMPT_FIELDS[1:]}
+        fields = {name: values[name] for name in ATTEMPT_FIELDS if name != "id"}
         return cls(pk=values["id"], **{**fields, "hunks": values["hunks"] or 0})
 
 
@@ -213,8 +213,8 @@ def _merges(row: JoinRow, links: Links) -> str:
         if links.admin_merge:
             link += f' <a class="muted" href="{links.admin_merge(attempt.pk)}" title="in the admin">admin</a>'
         parts.append(link)
-    latest = row.latest
-    if latest is not None and latest.status == "conflicted" and row.status == "awaiting_review":
+    latest = row.attempts[-1]
+    if latest.status == "conflicted" and row.status == "awaiting_review":
         parts.append(f'<a class="button small" href="{links.review(latest.pk)}">review</a>')
     return " ".join(parts)
 

@@ -47,8 +47,7 @@ class DropSourceTests(BrowserTestCase):
 
         page.on("dialog", accept)
         means.get_by_role("button", name=f"Drop {dropped}: merge the rest").click()
-        # The drop is queued ("Merging without …"), then carried out: the page follows it to its record.
-        expect(page.locator("#review-summary")).to_contain_text(f"{dropped} dropped by alice")
+        expect(page.locator("#review-summary")).to_contain_text(f"{dropped} dropped by alice", timeout=30_000)
         assert dialogs and f"{dropped} runs again on its own, on the merged head" in dialogs[0]
 
         # The server runs what the drop started (the merge of the rest, D, the re-run) on its own workers.

@@ -291,7 +291,7 @@ async def test_the_inbox_and_every_pages_count_follow_merges_waiting_for_a_perso
 async def test_a_ticket_page_counts_what_waits_on_other_tickets_too(ticket, bob):
     communicator = socket(f"/ws/tickets/{ticket.pk}/", bob)
     await communicator.connect()
-    seq = seq_of(await communicator.receive_from())
+    await communicator.receive_from()
 
     def elsewhere(kind: str) -> None:
         other = factories.make_ticket("Elsewhere", repository=ticket.repository)
@@ -308,8 +308,7 @@ async def test_a_ticket_page_counts_what_waits_on_other_tickets_too(ticket, bob)
     await database_sync_to_async(elsewhere)("merge.conflicted")
     message = await communicator.receive_from(timeout=5)
     assert 'id="nav-reviews"' in message and '<span class="count"' in message
-    assert 'id="ticket-header"' not in message  # this ticket did not move: its sequence stays where it was
-    assert 'id="ticket-seq"' not in message or seq_of(message) == seq
+    assert 'id="ticket-header"' not in message and "ticket-seq" not in message  # this ticket did not move
     await communicator.disconnect()
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from coordination.models import Event, Task
+from coordination.review.live import review_live_view
 from merges.models import ConflictFile, MergeAttempt, ReviewAction
 from tests import factories
 
@@ -83,9 +84,10 @@ def test_a_ticket_waiting_for_review_says_so_with_the_reason_and_the_way_in(bob_
     assert f'<a class="button primary" href="{reverse("coordination:review", args=[review.pk])}">Open the review' \
         in banner
     assert html.index('class="needs-you"') < html.index("<h1>")  # before anything else
-    # The review page itself does not point at itself.
+    # The review page itself does not point at itself, neither as served nor as its socket redraws it.
     review_html = bob_client.get(reverse("coordination:review", args=[review.pk])).content.decode()
     assert 'class="needs-you"' not in review_html
+    assert 'class="needs-you"' not in review_live_view(ticket.pk, review.pk, factories.bob()).connect(None)
 
 
 def test_the_title_carries_the_count_and_every_page_has_an_icon(bob_client, three_joins):

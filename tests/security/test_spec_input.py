@@ -31,7 +31,7 @@ TICKET_CASES = [  # (changes to a valid spec, the message or the start of it)
     ({"repository": None}, "spec is missing 'repository'"),
     ({"repository": ["x"]}, "repository must be a non-empty string"),
     ({"tasks": None}, "spec is missing 'tasks'"),
-    ({"tasks": []}, "spec is missing 'tasks'"),
+    ({"tasks": []}, "spec has no tasks: list at least one under 'tasks'"),  # issue 12: says 'no tasks'
     ({"tasks": {"A": "true"}}, "'tasks' must be a list"),
     ({"colour": "red"}, "unknown spec key(s): colour"),
     ({"base_branch": 7}, "base_branch must be a non-empty string"),
