@@ -12,7 +12,6 @@ what to install.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from merges.engine.llm import (
     AgentFailure,
     Budget,
     LLMSettings,
+    agent_environment,
     agent_sdk,
     redact,
     run_agent,
@@ -33,10 +33,6 @@ from merges.engine.llm import (
 
 EXECUTOR_TOOLS = ("Read", "Edit", "Write", "Grep", "Glob")
 NO_API_KEY = "no ANTHROPIC_API_KEY configured: the claude executor cannot run"
-# What the CLI itself needs from the worker's environment: its key and options, and a way out to the API.
-AGENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
-AGENT_ENV_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-                   "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS")
 
 
 @dataclass
@@ -104,17 +100,6 @@ def task_prompt(instructions: str, context: Mapping[str, Any]) -> str:
         "",
         "When done, end with a short summary of what you changed.",
     ])
-
-
-def agent_environment(task_env: Mapping[str, str]) -> dict[str, str]:
-    """The task's environment plus what the CLI needs; the worker's other variables blanked.
-
-    The SDK starts the CLI with the worker's environment overlaid by ``options.env`` and offers no way to
-    drop a variable, so the worker's secrets (database URL, other API keys) are overridden with "".
-    """
-    blanked = {name: "" for name in os.environ
-               if not (name.startswith(AGENT_ENV_PREFIXES) or name in AGENT_ENV_NAMES)}
-    return {**blanked, **task_env}
 
 
 def _not_started(reason: str, on_output: Callable[[str], None] | None) -> ClaudeRun:

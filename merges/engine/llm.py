@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from merges.engine.agent_checks import check_resolution, worktree_state
 from merges.engine.agent_checks import restore as _restore
 from merges.engine.extras import AGENT_SDK, MissingExtra, install_hint, load
+from merges.engine.processes import process_environment
 
 if TYPE_CHECKING:  # the SDK is the agents extra: imported when an agent runs, not with this module
     from claude_agent_sdk import ClaudeAgentOptions, ResultError, ResultMessage
@@ -35,6 +36,10 @@ NO_API_KEY = f"no {API_KEY_ENV} configured: the conflict goes to a person"
 NO_AGENT_SDK = (f"the agent tier is unavailable: claude-agent-sdk is not installed ({install_hint()}); "
                 "the conflict goes to a person")
 BUDGET_EXHAUSTED = "LLM budget exhausted"
+# What the CLI itself needs from the worker's environment: its key and options, and a way out to the API.
+AGENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
+AGENT_ENV_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
+                   "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS")
 RESOLVER_TOOLS = ("Read", "Edit", "Write", "Grep", "Glob")
 # Result subtypes a second try would only repeat: the same limits apply to it.
 FINAL_RESULT_SUBTYPES = ("error_max_turns", "error_max_budget_usd")
@@ -217,6 +222,18 @@ def _keep_tail(lines: list[str], line: str) -> None:
     del lines[:-STDERR_LINES_KEPT]
 
 
+def agent_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` plus what the CLI needs; the worker's other variables blanked.
+
+    The SDK starts the CLI with the worker's environment overlaid by ``options.env`` and offers no way to
+    drop a variable, so the worker's secrets (database URL, secret key, other API keys) are overridden with
+    "": the agent reads untrusted files, and its Read tool could otherwise show it /proc/self/environ.
+    """
+    blanked = {name: "" for name in os.environ
+               if not (name.startswith(AGENT_ENV_PREFIXES) or name in AGENT_ENV_NAMES)}
+    return {**blanked, **base}
+
+
 def redact(text: str) -> str:
     """Never let the API key reach a log, an error or a result."""
     key = os.environ.get(API_KEY_ENV)
@@ -313,6 +330,7 @@ def _resolver_options(worktree: Path, settings: LLMSettings, budget: Budget, usd
         max_budget_usd=budget.usd_left(usd_used),
         model=settings.model,
         cli_path=settings.cli_path,
+        env=agent_environment(process_environment({"HOME": os.environ["HOME"]} if "HOME" in os.environ else {})),
         # The worktree holds someone else's repository: its .claude/settings.json could add hooks that run.
         setting_sources=[],
         system_prompt={"type": "preset", "preset": "claude_code",

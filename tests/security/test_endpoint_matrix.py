@@ -60,7 +60,7 @@ ACTED = {200, 302, 409, 422}  # done, or refused by the action's own rules (a ga
 
 def arguments(door: Door, world: World | None) -> list[object]:
     known = world is not None
-    ids = {"ticket": world.ticket.pk if known else UNKNOWN, "key": world.failed.key if known else "nope",
+    ids = {"ticket": world.ticket.pk if known else UNKNOWN, "key": world.task.key if known else "nope",
            "attempt": world.attempt.pk if known else UNKNOWN, "file": world.text_file.pk if known else UNKNOWN,
            "hunk": 1}
     return [ids[part] for part in door.args.split()]

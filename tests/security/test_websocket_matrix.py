@@ -35,12 +35,12 @@ def session_cookie(who: str) -> list[tuple[bytes, bytes]]:
 def socket_paths() -> dict[str, tuple[str, bool]]:
     """Each path, and whether the page it names exists."""
     world, other = build_world(), build_world()
-    ticket, task = world.ticket.pk, world.failed.pk
+    ticket, task = world.ticket.pk, world.task.pk
     return {
         "ticket": (f"/ws/tickets/{ticket}/", True),
         "its task": (f"/ws/tickets/{ticket}/?task={task}", True),
         "its review": (f"/ws/tickets/{ticket}/reviews/{world.attempt.pk}/", True),
-        "another ticket's task": (f"/ws/tickets/{ticket}/?task={other.failed.pk}", False),
+        "another ticket's task": (f"/ws/tickets/{ticket}/?task={other.task.pk}", False),
         "another ticket's review": (f"/ws/tickets/{ticket}/reviews/{other.attempt.pk}/", False),
         "unknown ticket": ("/ws/tickets/987654/", False),
     }

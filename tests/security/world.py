@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.urls import reverse
+
 from coordination.models import Event, Repository, Task, Ticket
 from merges.engine.conflicts import parse_hunks
 from merges.models import ConflictFile, MergeAttempt
@@ -20,9 +22,27 @@ BASE = "".join(f"line {i}\n" for i in range(1, 21))
 @dataclass
 class World:
     ticket: Ticket
-    failed: Task
+    task: Task  # a failed one, whose page offers a retry
     attempt: MergeAttempt
     text_file: ConflictFile
+
+
+def dashboard_pages(world: World) -> list[str]:
+    """Every page and fragment of the dashboard that shows the world's rows, and its admin pages."""
+    t, a, f = world.ticket.pk, world.attempt.pk, world.text_file.pk
+    urls = [reverse("coordination:ticket_list"), reverse("coordination:reviews")]
+    urls += [reverse(f"coordination:{name}", args=[t]) for name in ("ticket_detail", "live_poll", "cancel_ticket")]
+    urls += [reverse("coordination:task_detail", args=[t, task.key]) for task in world.ticket.tasks.all()]
+    urls += [reverse("coordination:retry_task", args=[t, world.task.key])]
+    urls += [reverse("coordination:live_poll", args=[t]) + f"?task={task.pk}" for task in world.ticket.tasks.all()]
+    urls += [reverse(f"coordination:{name}", args=[a]) for name in ("merge_attempt", "review", "review_live",
+                                                                       "rollback_merge")]
+    urls += [reverse("coordination:review_file", args=[a, file.pk]) for file in world.attempt.conflict_files.all()]
+    urls += [reverse("admin:coordination_ticket_change", args=[t]), reverse("admin:coordination_task_changelist"),
+             reverse("admin:coordination_task_change", args=[world.task.pk]),
+             reverse("admin:coordination_event_changelist"), reverse("admin:merges_mergeattempt_change", args=[a]),
+             reverse("admin:merges_conflictfile_change", args=[f]), reverse("admin:coordination_ticket_changelist")]
+    return urls
 
 
 def build_world(mark: str = "") -> World:
