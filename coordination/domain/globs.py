@@ -291,20 +291,8 @@ def common_path(a: str, b: str) -> str | None:
 @lru_cache(maxsize=4096)
 def _plain_path(pattern: str) -> str | None:
     """The path a pattern names when it is a plain path (``a/b``, ``a/b/``, ``a/b/**``), else None."""
-    *named, last = compile_glob(pattern).segments
-    names = [_literal_name(segment) for segment in named]
-    if last != _GLOBSTAR or not names or None in names:
-        return None
-    return "/".join(name for name in names if name is not None)
-
-
-def _literal_name(segment: _Segment) -> str | None:
-    chars = []
-    for atom in () if isinstance(segment, str) else segment:
-        if isinstance(atom, str) or len(atom) != 1 or atom[0][0] != atom[0][1]:
-            return None
-        chars.append(chr(atom[0][0]))
-    return "".join(chars) or None
+    segments, head = compile_glob(pattern).segments, literal_head(pattern)
+    return "/".join(head) if head and len(head) == len(segments) - 1 and segments[-1] == _GLOBSTAR else None
 
 
 def _common_path_search(a: str, b: str) -> str | None:
