@@ -191,6 +191,7 @@ class Bench:
         return self.root / "logs"
 
     effects: EffectLog | None = None
+    restarted: int = 0  # supervised processes started again during the last settled()
 
     def worker(self, name: str = "worker") -> Service:
         service = celery_worker(name, self.env, self.logs)
@@ -198,9 +199,11 @@ class Bench:
         self.workers.append(service)
         return service
 
-    def settled(self, ticket_id: int, timeout: float) -> tuple[str, float]:
-        """Wait until the ticket is done and published (or ended otherwise); (status, seconds waited)."""
+    def settled(self, ticket_id: int, timeout: float, supervise: list[Service] = ()) -> tuple[str, float]:
+        """Wait until the ticket is done and published (or ended otherwise); (status, seconds waited).
+        A ``supervise``d process that exits meanwhile is started again, as systemd's Restart= would."""
         started = time.monotonic()
+        self.restarted = 0
 
         def finished() -> str | None:
             ticket = Ticket.objects.get(pk=ticket_id)
@@ -215,6 +218,10 @@ class Bench:
                 return status, time.monotonic() - started
             if time.monotonic() > deadline:
                 return db(lambda: Ticket.objects.get(pk=ticket_id).status), time.monotonic() - started
+            for service in supervise:
+                if service.proc is not None and service.proc.poll() is not None:
+                    service.start()
+                    self.restarted += 1
             time.sleep(0.2)
 
     def record(self, kind: str, ticket_id: int, problems: Problems, **facts: Any) -> dict:
