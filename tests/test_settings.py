@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 PYTHON_SOURCES = ("coordination", "merges", "dagmerge_site", "bench")
-SHELL_SOURCES = ("scripts/setup.sh", "scripts/test.sh", "scripts/demo.sh", "scripts/browser-setup.sh", "scripts/faults.sh",
-                 ".ci/run")
+SHELL_SOURCES = ("scripts/setup.sh", "scripts/test.sh", "scripts/demo.sh", "scripts/browser-setup.sh",
+                 "scripts/faults.sh", ".ci/run")
 ENV_HELPERS = {"env_str", "env_bool", "env_int", "env_choice", "env_list", "env_proxy_header"}
 
 
