@@ -169,6 +169,9 @@ def test_a_session_opens_no_door_of_the_task_api(who):
 def test_the_login_page_is_open_and_logging_out_needs_a_post_with_csrf():
     client, headers = client_of("bob", csrf=True)
     assert Client().get(reverse("login")).status_code == 200
+    assert Client().get(reverse("password_change")).status_code == 302  # signed in only
+    assert client.get(reverse("password_change")).status_code == 200
+    assert Client().get("/accounts/password_reset/").status_code == 404  # no mail is sent, so no reset by mail
     assert client.get(reverse("logout")).status_code == 405
     bare, _ = client_of("bob", csrf=False)
     assert bare.post(reverse("logout")).status_code == 403

@@ -40,11 +40,13 @@ def test_canaries_reach_no_page_log_event_row_task_or_agent(tmp_path, settings, 
         "record": str(record), "variant": "resolve", "files": {"config.py": "def broken(:\n"},
         "text": "Kept both sides; see the file."}))  # does not compile: validation sends it to a person
     settings.DAGMERGE_LLM_TIMEOUT = 30
-    text = "".join(f"# {line}\n" for line in numbered_lines(30).splitlines())
+    # A function's body: statements run in order, so no resolver reorders the clash and the agent is asked.
+    body = "".join(f"    # {line}\n" for line in numbered_lines(30).splitlines())
+    text = f"def settings():\n{body}    return 1\n"
     repo = source_repo(tmp_path, {"config.py": text})
     ticket = run_ticket(repo, [
         {"key": "A", "command": sh(LOOK)},
-        *({"key": key, "depends_on": ["A"], "command": sh(f"printf '%s' '{replace_line(text, 10, f'{key} = 1')}' "
+        *({"key": key, "depends_on": ["A"], "command": sh(f"printf '%s' '{replace_line(text, 10, f'    {key} = 1')}' "
                                                            "> config.py")} for key in "BC"),
         {"key": "D", "depends_on": ["B", "C"], "command": sh(LOOK)},
     ])

@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.test import Client
 
+from coordination.routing import websocket_urlpatterns
 from tests import factories
 from tests.coordination.test_live import in_process_layer, live, socket  # noqa: F401 (a fixture)
 from tests.security.world import build_world
@@ -43,6 +44,8 @@ def socket_paths() -> dict[str, tuple[str, bool]]:
         "another ticket's task": (f"/ws/tickets/{ticket}/?task={other.task.pk}", False),
         "another ticket's review": (f"/ws/tickets/{ticket}/reviews/{other.attempt.pk}/", False),
         "unknown ticket": ("/ws/tickets/987654/", False),
+        "the ticket list": ("/ws/dashboard/?view=tickets", True),
+        "the inbox": ("/ws/dashboard/?view=reviews", True),
     }
 
 
@@ -57,8 +60,13 @@ async def test_a_socket_opens_for_viewers_from_the_sites_origin_on_pages_that_ex
             communicator = socket(path, headers + cookie)
             connected, _ = await communicator.connect()
             if connected:
-                assert "ticket-seq" in await communicator.receive_from(timeout=10)  # the snapshot came
+                assert "hx-swap-oob" in await communicator.receive_from(timeout=10)  # the snapshot came
             await communicator.disconnect()
             opened[name, origin] = connected
             wanted[name, origin] = who in ("bob", "alice") and origin == "own" and exists
     assert opened == wanted
+
+
+def test_every_socket_route_is_in_the_matrix():
+    assert [str(route.pattern) for route in websocket_urlpatterns] == [
+        "ws/tickets/<int:ticket_id>/", "ws/tickets/<int:ticket_id>/reviews/<int:attempt_id>/", "ws/dashboard/"]
