@@ -6,6 +6,7 @@ pattern language itself is ``globs``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
@@ -123,13 +124,22 @@ def overlap_example(a: str, b: str, existing_files: Iterable[str] = ()) -> str |
 
 
 def example_finder(existing_files: Iterable[str]) -> Callable[[str, str], str | None]:
-    """Examples for pattern pairs; each pattern scans the (possibly 100k-long) file list at most once."""
-    files = list(existing_files)
+    """Examples for pattern pairs; each pattern reads the (possibly 100k-long) file list at most once, and only
+    the part under its plain leading folders (``pkg3/**`` reads ``pkg3/…``), found by bisection."""
+    files = sorted(existing_files)
     covered: dict[str, frozenset[str]] = {}
+
+    def under_head(pattern: str) -> Sequence[str]:
+        folder = "/".join(literal_head(pattern))
+        if not folder:
+            return files
+        inside = files[bisect_left(files, folder + "/"):bisect_left(files, folder + "0")]  # "0" follows "/"
+        at = bisect_left(files, folder)
+        return [folder, *inside] if files[at:at + 1] == [folder] else inside
 
     def files_matching(pattern: str) -> frozenset[str]:
         if pattern not in covered:
-            covered[pattern] = frozenset(filter(compile_glob(pattern).regex.fullmatch, files))
+            covered[pattern] = frozenset(filter(compile_glob(pattern).regex.fullmatch, under_head(pattern)))
         return covered[pattern]
 
     def example(a: str, b: str) -> str | None:

@@ -150,12 +150,13 @@ def test_a_crashed_cli_is_retried_and_the_next_try_can_resolve(tmp_path, worktre
 
 
 def test_a_hung_agent_times_out_and_its_process_is_gone(tmp_path, worktree):
-    settings, record = _settings(tmp_path, {"variant": "hang"}, timeout_s=0.5)
+    # long enough for the fake CLI to start and record itself on a loaded machine, which 0.5 s was not
+    settings, record = _settings(tmp_path, {"variant": "hang"}, timeout_s=4)
 
     outcome = resolve_conflicts(worktree, ["config.py"], SIDES, settings)
 
     assert not outcome.resolved
-    assert outcome.error == "timed out after 0.5 s"
+    assert outcome.error == "timed out after 4 s"
     assert outcome.invocations == 1  # not retried: another timeout's worth of waiting would follow
     [call] = recorded_calls(record)
     with pytest.raises(ProcessLookupError):
