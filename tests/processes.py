@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import sys
 import time
 from pathlib import Path
+
+# A Python a bare sandbox (no PYTHON_PREFIXES bound, unlike a task's) can run: the one running the tests may sit
+# in a checkout under /tmp, which a sandbox hides (its /tmp is its own), so probes run in one use the system's.
+SANDBOX_PYTHON = shutil.which("python3", path=os.defpath) or sys.executable
 
 
 def gone(marker: str, within: float = 5.0) -> bool:

@@ -11,7 +11,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +23,7 @@ from merges.engine import isolation, processes
 from merges.engine.isolation import Isolation, wrap
 from merges.engine.processes import Limits, kill_process_group, process_environment
 from merges.engine.runner import ProcessResult, run_confined
-from tests.processes import gone, marker, matching
+from tests.processes import SANDBOX_PYTHON, gone, marker, matching
 
 CANARY = "canary-XYZ-7f3a"
 SECRET_KEY = "django-insecure-secret-key-canary"
@@ -196,7 +195,7 @@ def test_unix_socket_under_a_hidden_directory_cannot_be_reached(iso, home):
     server.bind(str(home / "worker.sock"))
     server.listen()
     try:
-        done = sandboxed(iso, home, f"{sys.executable} -I -c \"import socket; s = socket.socket(socket.AF_UNIX); "
+        done = sandboxed(iso, home, f"{SANDBOX_PYTHON} -I -c \"import socket; s = socket.socket(socket.AF_UNIX); "
                                     f"s.connect('{home}/worker.sock'); print('CONNECTED')\"")
     finally:
         server.close()
@@ -262,7 +261,7 @@ def test_network_is_off_by_default_and_on_when_asked(iso, home):
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    probe = (f"{sys.executable} -I -c \"import socket; "
+    probe = (f"{SANDBOX_PYTHON} -I -c \"import socket; "
              f"socket.create_connection(('127.0.0.1', {port}), 5); print('CONNECTED')\"")
     try:
         off = sandboxed(iso, home, probe)

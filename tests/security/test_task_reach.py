@@ -24,7 +24,7 @@ from dagmerge_site import settings as site
 from merges.engine import runner
 from merges.engine.isolation import Isolation
 from merges.engine.processes import Limits
-from tests.processes import marker, matching
+from tests.processes import SANDBOX_PYTHON, marker, matching
 from tests.scenarios import run_ticket, sh, source_repo
 from tests.security.conftest import CANARIES
 
@@ -181,7 +181,7 @@ def test_a_result_file_over_a_mebibyte_fails_its_task_in_one_line(tmp_path):
 def test_the_network_is_off_unless_the_task_asks_for_it(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
-    probe = (f"{sys.executable} -I -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 5)\" "
+    probe = (f"{SANDBOX_PYTHON} -I -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 5)\" "
              "&& echo CONNECTED > net-$DAGMERGE_TASK.txt || echo REFUSED > net-$DAGMERGE_TASK.txt")
     repo = source_repo(tmp_path)
     try:
