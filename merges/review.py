@@ -9,6 +9,8 @@ validates, whatever the page sent.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
@@ -31,6 +33,10 @@ class ReviewError(ValueError):
     """A decision that cannot be taken (unknown choice, hunk, or an attempt not awaiting review)."""
 
 
+class Stale(ReviewError):
+    """What the page showed was decided again since (by another reviewer): nothing was written."""
+
+
 class GateClosed(ReviewError):
     def __init__(self, problems: Sequence[str]):
         self.problems = list(problems)
@@ -44,12 +50,15 @@ def current_files(attempt: MergeAttempt):
 # -- deciding ---------------------------------------------------------------------------------------
 
 
-def decide_hunk(conflict_file_id: int, hunk_index: int, choice: str, user, text: str | None = None) -> ConflictFile:
+def decide_hunk(conflict_file_id: int, hunk_index: int, choice: str, user, text: str | None = None,
+                seen: str | None = None) -> ConflictFile:
+    """``seen``: the hunk's ``version`` the page showed; when it was decided again since, Stale."""
     with transaction.atomic():
         conflict = _open_file(conflict_file_id)
         hunks = conflict.hunks
         if not 0 <= hunk_index < len(hunks):
             raise ReviewError(f"{conflict.path} has no hunk {hunk_index + 1}")
+        _check_seen(conflict, seen, hunk_index)
         hunk = hunks[hunk_index]
         proposal = hunk_decisions(conflict)[hunk_index].get("lines")
         lines = {
@@ -79,13 +88,14 @@ def decide_hunk(conflict_file_id: int, hunk_index: int, choice: str, user, text:
     return conflict
 
 
-def undo_hunk(conflict_file_id: int, hunk_index: int, user) -> ConflictFile:
+def undo_hunk(conflict_file_id: int, hunk_index: int, user, seen: str | None = None) -> ConflictFile:
     """Put back what the hunk was before the person's last decision (a resolver's, the agent's, or open)."""
     with transaction.atomic():
         conflict = _open_file(conflict_file_id)
         resolutions = hunk_decisions(conflict)
         if not 0 <= hunk_index < len(resolutions) or resolutions[hunk_index].get("tier") != "human":
             raise ReviewError(f"{conflict.path}: hunk {hunk_index + 1} has no decision of a person to undo")
+        _check_seen(conflict, seen, hunk_index)
         before = result_text(conflict)
         resolutions[hunk_index] = resolutions[hunk_index].get("previous") or _open_hunk(hunk_index)
         conflict.resolutions = resolutions
@@ -94,12 +104,15 @@ def undo_hunk(conflict_file_id: int, hunk_index: int, user) -> ConflictFile:
     return conflict
 
 
-def decide_file(conflict_file_id: int, choice: str, user, text: str | None = None) -> ConflictFile:
-    """A whole-file decision: the cards for binary, modify/delete, rename and add/add conflicts."""
+def decide_file(conflict_file_id: int, choice: str, user, text: str | None = None,
+                seen: str | None = None) -> ConflictFile:
+    """A whole-file decision: the cards for binary, modify/delete, rename and add/add conflicts, and the
+    result pane's edit. ``seen``: the file's ``version`` the page showed."""
     with transaction.atomic():
         conflict = _open_file(conflict_file_id)
         if choice not in FILE_CHOICES:
             raise ReviewError(f"unknown choice {choice!r}; expected one of {', '.join(FILE_CHOICES)}")
+        _check_seen(conflict, seen, None)
         existing = conflict.ours_oid or conflict.theirs_oid
         content = {
             "ours": conflict.ours_text, "theirs": conflict.theirs_text, "proposal": conflict.proposed_resolution,
@@ -129,6 +142,29 @@ def _open_file(conflict_file_id: int) -> ConflictFile:
     if attempt.status != "conflicted" or conflict.round != attempt.round:
         raise ReviewError(f"merge #{attempt.pk} is not waiting for a decision on {conflict.path}")
     return conflict
+
+
+def version(conflict: ConflictFile, hunk_index: int | None = None) -> str:
+    """A fingerprint of what a decision would replace: one hunk's decision (and any whole-file decision
+    over it), or, for ``None``, the file's whole result. A page's form carries the one it showed, so that a
+    reviewer who decides on what another has changed meanwhile is told, not silently overruled."""
+    whole = [conflict.result_text, conflict.result_deleted, conflict.result_oid]
+    state = [hunk_decisions(conflict)[hunk_index], whole] if hunk_index is not None else [
+        conflict.resolutions, whole]
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_seen(conflict: ConflictFile, seen: str | None, hunk_index: int | None) -> None:
+    """Raise Stale when the page's ``seen`` is not what the row holds now (None: no page, no check)."""
+    if seen is None or seen == version(conflict, hunk_index):
+        return
+    last = ReviewAction.objects.filter(conflict_file=conflict).select_related("user").order_by("-id").first()
+    what = f"hunk {hunk_index + 1} of {conflict.path}" if hunk_index is not None else conflict.path
+    who = ""
+    if last is not None:
+        name = last.user.get_username() if last.user else "someone"
+        who = f" by {name} at {timezone.localtime(last.created_at):%Y-%m-%d %H:%M:%S}"
+    raise Stale(f"{what} was decided{who} after this page showed it: nothing was saved")
 
 
 def hunk_decisions(conflict: ConflictFile) -> list[dict]:

@@ -114,6 +114,76 @@
   document.addEventListener("input", function (evt) {
     if (evt.target.matches && evt.target.matches("textarea.result-text")) countMarkers(evt.target);
   });
+  // Another reviewer's decision arrives live as the file's new section. A section this reviewer is
+  // editing (a textarea changed and not saved) is not replaced: it says what changed and offers theirs,
+  // keeping the text. (Saving on the old view is refused by the server, which shows both.) The same
+  // section again (this reviewer's own decision, echoed) is not swapped at all.
+  function edited(el) {
+    return Array.prototype.filter.call(el.querySelectorAll("textarea"), function (area) {
+      return area.value !== area.defaultValue;
+    });
+  }
+
+  function where(area) {
+    var holder = area.closest(".hunk, .review-file, .panel");
+    return (holder ? holder.id : "") + " " + area.name;
+  }
+
+  function keepTexts(areas, into) {
+    areas.forEach(function (area) {
+      var fresh = Array.prototype.find.call(into.querySelectorAll("textarea"), function (candidate) {
+        return where(candidate) === where(area);
+      });
+      if (!fresh) return;
+      fresh.value = area.value;
+      var details = fresh.closest("details");
+      if (details) details.open = true;
+    });
+  }
+
+  function showConflict(section, fresh, areas) {
+    var note = section.querySelector(".live-conflict");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "notice warning live-conflict";
+      note.setAttribute("role", "alert");
+      section.insertBefore(note, section.children[1] || null);
+    }
+    note.textContent = (fresh.dataset.lastChange || "Another reviewer changed this file") +
+      ", while you were editing it here. Your text is not saved yet and stays as it is. ";
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary show-theirs";
+    button.textContent = "Show what is decided now (keeps your text)";
+    button.addEventListener("click", function () {
+      var texts = edited(section);
+      section.replaceWith(fresh);
+      keepTexts(texts, fresh);
+      htmx.process(fresh);
+      restore();
+    });
+    note.appendChild(button);
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var target = evt.detail.target;
+    var fresh = evt.detail.fragment && evt.detail.fragment.firstElementChild;
+    if (!target || !fresh) return;
+    if (target.classList.contains("review-file")) {
+      if (fresh.dataset.version && fresh.dataset.version === target.dataset.version) {
+        evt.detail.shouldSwap = false;
+        return;
+      }
+      var areas = edited(target);
+      if (areas.length) {
+        evt.detail.shouldSwap = false;
+        showConflict(target, fresh, areas);
+      }
+    } else if (target.id === "review-summary") {
+      keepTexts(edited(target), fresh); // a hint being typed survives the summary's refresh
+    }
+  });
+
   ["htmx:afterSettle", "htmx:oobAfterSwap", "htmx:wsAfterMessage"].forEach(function (name) {
     document.addEventListener(name, restore);
   });

@@ -1,4 +1,8 @@
-"""A reviewer's approve, retry with a hint and drop a source: queued at once, carried out as a git job.
+"""A reviewer's decisions, recorded as events; approve, retry with a hint and drop a source: queued at once,
+carried out as a git job.
+
+A decision (``merges.review``) and its ``review.decided`` event commit together, so every other page open on
+the review swaps the file it changed (``review.live``).
 
 The request checks and takes the attempt under its row lock (``merges.review.request_action``) and
 answers; ``carry_out_review`` runs on the git queue under the ticket's merge lease, builds the plan for the
@@ -9,7 +13,10 @@ its action queued: the sweep hands the job out again, and it starts over from th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from coordination.domain import dispatch
 from coordination.domain.budget import llm_settings, ticket_budget
@@ -23,7 +30,34 @@ from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.spending import charge_llm
 from merges import review
 from merges.engine.llm import BUDGET_EXHAUSTED, agent_unavailable
-from merges.models import MergeAttempt
+from merges.models import ConflictFile, MergeAttempt
+
+
+def decide_hunk(conflict_file_id: int, hunk_index: int, choice: str, user, *, text: str | None = None,
+                seen: str | None = None) -> ConflictFile:
+    return _decided(lambda: review.decide_hunk(conflict_file_id, hunk_index, choice, user, text=text, seen=seen),
+                    user, action="decide", hunk=hunk_index, choice=choice)
+
+
+def undo_hunk(conflict_file_id: int, hunk_index: int, user, *, seen: str | None = None) -> ConflictFile:
+    return _decided(lambda: review.undo_hunk(conflict_file_id, hunk_index, user, seen=seen), user, action="undo",
+                    hunk=hunk_index)
+
+
+def decide_file(conflict_file_id: int, choice: str, user, *, text: str | None = None,
+                seen: str | None = None) -> ConflictFile:
+    return _decided(lambda: review.decide_file(conflict_file_id, choice, user, text=text, seen=seen), user,
+                    action="decide", hunk=None, choice=choice)
+
+
+def _decided(decide: Callable[[], ConflictFile], user, **detail: object) -> ConflictFile:
+    with transaction.atomic():
+        conflict = decide()
+        attempt = conflict.attempt
+        Event.record(attempt.ticket, "review.decided", {"attempt_id": attempt.pk, "file_id": conflict.pk,
+                                                        "path": conflict.path, "by": user.get_username(),
+                                                        **detail})
+    return conflict
 
 
 def request_approve(attempt_id: int, user) -> MergeAttempt:

@@ -3,7 +3,9 @@
 The page is not the ticket page: it has no graph, no task table, no charts, so it gets fragments of its
 own -- the ticket header, the navigation count, the rows of the tasks this merge joins, and, when an event
 concerns this merge (an action requested, a retry answered, the merge done), its title, rounds and summary.
-That is how a queued approve shows "approving…" and then the record of the round, with no reload.
+That is how a queued approve shows "approving…" and then the record of the round, with no reload. Another
+reviewer's decision (``review.decided``) sends only the file it changed, the summary and the history: the rest
+of the page, and whatever this reviewer is typing elsewhere, stays as it is.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class ReviewLiveView:
         events = list(Event.objects.filter(Q(pk__gt=since) | Q(created_at__gte=recent), ticket_id=self.ticket_id)
                       .values_list("pk", "kind", "payload"))
         self.seq = max([since, *(pk for pk, _, _ in events)])
-        keys = self._affected([(kind, payload) for pk, kind, payload in events if pk <= since]) - {("review",)}
+        keys = {key for key in self._affected([(kind, payload) for pk, kind, payload in events if pk <= since])
+                if key[0] not in ("review", "file")}
         return self._render(keys | self._affected([(kind, payload) for pk, kind, payload in events if pk > since]))
 
     def update(self, event_ids: set[int]) -> str:
@@ -66,6 +69,11 @@ class ReviewLiveView:
         for kind, payload in events:
             family = kind.partition(".")[0]
             if kind == "task.log":
+                continue
+            if kind == "review.decided":  # changes nothing of the ticket's but what waits, and this review
+                keys.add(("nav",))
+                if payload.get("attempt_id") == self.attempt_id:
+                    keys.add(("file", payload.get("file_id")))
                 continue
             keys.add(("header",))
             if family == "task" and payload.get("task_id") in self.watched:
@@ -90,6 +98,8 @@ class ReviewLiveView:
             parts.extend(self._partial("task_row", task=task) for task in tasks)
         if ("review",) in keys:
             parts.append(page.render_review(None, self.attempt_id, self.can_review, oob=True))
+        elif files := {ref for kind, *ref in keys if kind == "file" for ref in ref}:
+            parts.append(page.render_decisions(self.attempt_id, files, self.can_review))
         parts.append(self._partial("ticket_seq", seq=self.seq))
         return "".join(parts)
 

@@ -43,6 +43,16 @@ CARDS = {
 
 
 @dataclass
+class Stale:
+    """A decision refused because another reviewer decided the same place after the page showed it: the
+    reason, where (a hunk's index, or None for the whole file) and the text this reviewer had written."""
+
+    message: str
+    hunk: int | None
+    text: str | None
+
+
+@dataclass
 class Side:
     """Where one side of a conflict came from: a task (title, instructions), or the ticket branch."""
 
@@ -60,6 +70,8 @@ class HunkView:
     theirs_pane: list[DiffLine]
     proposal: list[str] | None  # what a resolver or the agent proposed, when it still stands
     edit_text: str
+    version: str  # what the page saw (``review.version``): its forms send it back
+    stale: Stale | None = None
 
     @property
     def line(self) -> int:
@@ -110,6 +122,9 @@ class FileView:
     open: bool  # in the round waiting for decisions: the page offers them
     records: list[provenance.HunkRecord] = field(default_factory=list)
     clean_diff: list[DiffLine] = field(default_factory=list)  # non-conflicting changes, already applied
+    version: str = ""
+    last_change: str = ""  # who decided what here last, in words: what another reviewer's page tells
+    stale: Stale | None = None
 
     @property
     def clean_html(self) -> SafeString:
@@ -197,14 +212,27 @@ def review_context(attempt: MergeAttempt) -> dict[str, Any]:
              .only("id", "key", "title", "instructions", "status", "ticket_id")}
     rounds = rounds_of(attempt, tasks)
     current = next((r for r in rounds if r.open), None)
+    done = history(attempt)
+    if current is not None:
+        for view in current.files:
+            last = next((a for a in done if a.conflict_file_id == view.file.pk), None)
+            view.last_change = _in_words(last) if last else ""
     return {
         "attempt": attempt,
         "continuation": attempt.join.continuation if attempt.join else attempt.task,
         "rounds": rounds,
         "summary": summary(attempt, current.files if current else [], rounds, actions.retry_blocked(attempt)),
         "droppable": attempt.pending_sources[:1],
-        "history": history(attempt),
+        "history": done,
     }
+
+
+def _in_words(action: ReviewAction) -> str:
+    """"dave decided hunk 2: theirs": what the page of a reviewer editing the same file says changed."""
+    hunk = action.detail.get("hunk")
+    where = f" hunk {hunk + 1}" if hunk is not None else ""
+    choice = f": {action.choice_label}" if action.detail.get("choice") else ""  # type: ignore[attr-defined]
+    return f"{action.user or 'someone'} {action.label}{where}{choice}"  # type: ignore[attr-defined]
 
 
 def history(attempt: MergeAttempt) -> list[ReviewAction]:
@@ -264,22 +292,46 @@ def file_view(conflict: ConflictFile, is_open: bool = True) -> FileView:
             base_pane=before + [DiffLine(" ", line) for line in hunk["base"]] + after,
             theirs_pane=before + diffs.line_diff(hunk["base"], hunk["theirs"]) + after,
             proposal=resolution.get("lines") if resolution.get("tier") not in ("", "human") else None,
-            edit_text="\n".join(current or []),
+            edit_text="\n".join(current or []), version=review.version(conflict, index),
         ))
     view = FileView(conflict, hunks, review.remaining_hunks(conflict), review.result_text(conflict), large, is_open,
-                    records)
+                    records, version=review.version(conflict))
     if not large and conflict.base_text is not None and conflict.merged_text is not None and conflict.hunks:
         view.clean_diff = diffs.clean_changes(conflict.base_text, conflict.merged_text, conflict.hunks)
     return view
 
 
-def render_file(request: HttpRequest, attempt_id: int, file_id: int, can_review: bool) -> str:
-    """A decided file's section and the page's summary (out of band): what one decision changes."""
+def render_file(request: HttpRequest, attempt_id: int, file_id: int, can_review: bool,
+                stale: Stale | None = None) -> str:
+    """A decided file's section, and the page's summary and history (out of band): what one decision
+    changes. ``stale``: the decision was refused as made on an old view: the section says so and keeps the
+    text that was not saved."""
     attempt = MergeAttempt.objects.select_related("ticket", "join__continuation", "task").get(pk=attempt_id)
     context = {**review_context(attempt), "can_review": can_review}
     view = next(f for r in context["rounds"] for f in r.files if f.file.pk == file_id)
+    if stale is not None and stale.hunk is not None and stale.hunk < len(view.hunks):
+        view.hunks[stale.hunk].stale = stale
+    elif stale is not None:
+        view.stale = stale
     html = render_to_string(PARTIALS + "review_file.html", {**context, "view": view}, request)
-    return html + render_to_string(PARTIALS + "review_summary.html", {**context, "oob": True}, request)
+    return html + _summary_and_history(request, context)
+
+
+def render_decisions(attempt_id: int, file_ids: set[int], can_review: bool) -> str:
+    """What another reviewer's decisions changed, for a page that watches the review live: those files'
+    sections, the summary and the history, all out of band. The page keeps a section being edited (and
+    says why) rather than swap it (``dagmerge-review.js``)."""
+    attempt = MergeAttempt.objects.select_related("ticket", "join__continuation", "task").get(pk=attempt_id)
+    context = {**review_context(attempt), "can_review": can_review}
+    views = [f for r in context["rounds"] for f in r.files if f.file.pk in file_ids]
+    html = "".join(render_to_string(PARTIALS + "review_file.html", {**context, "view": view, "oob": True})
+                   for view in views)
+    return html + _summary_and_history(None, context)
+
+
+def _summary_and_history(request: HttpRequest | None, context: dict[str, Any]) -> str:
+    return (render_to_string(PARTIALS + "review_summary.html", {**context, "oob": True}, request)
+            + render_to_string(PARTIALS + "review_history.html", {**context, "oob": True}, request))
 
 
 def render_review(request: HttpRequest | None, attempt_id: int, can_review: bool, *, oob: bool,

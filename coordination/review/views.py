@@ -53,16 +53,16 @@ def file_fragment(request: HtmxHttpRequest, attempt_id: int, file_id: int) -> Ht
 def decide_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
-    return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
-                    lambda: review.decide_hunk(conflict.pk, index, choice, request.user, text=text))
+    return _decided(request, attempt, conflict, index, text, lambda: review_actions.decide_hunk(
+        conflict.pk, index, choice, request.user, text=text, seen=_seen(request)))
 
 
 @reviewer_required
 @require_POST
 def undo_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
-    return _decided(request, attempt, conflict, f"hunk-{file_id}-{index}",
-                    lambda: review.undo_hunk(conflict.pk, index, request.user))
+    return _decided(request, attempt, conflict, index, None, lambda: review_actions.undo_hunk(
+        conflict.pk, index, request.user, seen=_seen(request)))
 
 
 @reviewer_required
@@ -70,8 +70,13 @@ def undo_hunk(request: HtmxHttpRequest, attempt_id: int, file_id: int, index: in
 def decide_file(request: HtmxHttpRequest, attempt_id: int, file_id: int) -> HttpResponse:
     attempt, conflict = _file(attempt_id, file_id)
     choice, text = _choice(request)
-    return _decided(request, attempt, conflict, f"file-{file_id}",
-                    lambda: review.decide_file(conflict.pk, choice, request.user, text=text))
+    return _decided(request, attempt, conflict, None, text, lambda: review_actions.decide_file(
+        conflict.pk, choice, request.user, text=text, seen=_seen(request)))
+
+
+def _seen(request: HtmxHttpRequest) -> str | None:
+    """The version of the hunk or file the page showed (forms carry it); None from a client without one."""
+    return request.POST.get("seen") or None
 
 
 def _choice(request: HtmxHttpRequest) -> tuple[str, str | None]:
@@ -111,18 +116,24 @@ def _file(attempt_id: int, file_id: int) -> tuple[MergeAttempt, ConflictFile]:
     return conflict.attempt, conflict
 
 
-def _decided(request: HtmxHttpRequest, attempt: MergeAttempt, conflict: ConflictFile, anchor: str, decide
-             ) -> HttpResponse:
-    status = 200
+def _decided(request: HtmxHttpRequest, attempt: MergeAttempt, conflict: ConflictFile, hunk: int | None,
+             text: str | None, decide) -> HttpResponse:
+    """The file's section after the decision; refused (409), the section with the reason. Refused because
+    another reviewer decided the same place meanwhile, the section shows theirs and keeps this one's text."""
+    status, stale = 200, None
     try:
         decide()
     except review.ReviewError as exc:
         if not request.htmx:
             messages.error(request, str(exc))
         status = 409
+        if isinstance(exc, review.Stale):
+            stale = review_page.Stale(str(exc), hunk, text)
     if not request.htmx:
+        anchor = f"hunk-{conflict.pk}-{hunk}" if hunk is not None else f"file-{conflict.pk}"
         return HttpResponseRedirect(reverse("coordination:review", args=[attempt.pk]) + f"#{anchor}")
-    return HttpResponse(review_page.render_file(request, attempt.pk, conflict.pk, can_review=True), status=status)
+    return HttpResponse(review_page.render_file(request, attempt.pk, conflict.pk, can_review=True, stale=stale),
+                        status=status)
 
 
 def _queue(request: HtmxHttpRequest, attempt: MergeAttempt, request_action) -> HttpResponse:

@@ -128,6 +128,8 @@ class LiveView:
                     join_id = MergeAttempt.objects.filter(pk=payload["attempt_id"]).values_list(
                         "join_id", flat=True).first()
                 keys.add(("join", join_id) if join_id else ("merges",))
+            elif kind == "review.decided":
+                pass  # a hunk decided: nothing on the ticket's page but the navigation's inbox count moves
             elif family == "review":
                 keys |= {("header",), ("joins",), ("dag",)}
             else:

@@ -72,6 +72,12 @@ class Narrator:
             what = {"approve": "approve it", "retry": "ask the agent again"}.get(
                 str(action), f"{action} {payload.get('source')}")
             return f"merge #{payload.get('attempt_id')}: {payload.get('by')} asked to {what}"
+        if kind == "review.decided":
+            hunk = payload.get("hunk")
+            where = f"hunk {hunk + 1} of {payload.get('path')}" if hunk is not None else payload.get("path")
+            verb = "undid" if payload.get("action") == "undo" else "decided"
+            choice = f": {payload['choice']}" if payload.get("choice") else ""
+            return f"merge #{payload.get('attempt_id')}: {payload.get('by')} {verb} {where}{choice}"
         if kind == "review.approved":
             return f"merge #{payload.get('attempt_id')} approved by {payload.get('by')}"
         if kind == "review.dropped":

@@ -12,60 +12,14 @@ from django.urls import reverse
 
 from coordination.models import Event
 from merges import review
-from merges.engine.conflicts import parse_hunks
 from merges.models import ConflictFile, MergeAttempt, RecordedResolution, ReviewAction
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-BASE = "".join(f"line {i}\n" for i in range(1, 31))
-
-
-def conflicted(base: str, changes: dict[int, tuple[str, str]]) -> str:
-    """git's merged text in diff3 style: each changed line a hunk, ours / base / theirs."""
-    out = []
-    for number, line in enumerate(base.splitlines(), start=1):
-        if number in changes:
-            ours, theirs = changes[number]
-            out += ["<<<<<<< ours", ours, "||||||| base", line, "=======", theirs, ">>>>>>> theirs"]
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n"
-
-
 @pytest.fixture
 def attempt() -> MergeAttempt:
-    ticket = factories.make_ticket("Review page", status="awaiting_review")
-    b = factories.make_task(ticket, "B", status="succeeded", title="Short timeouts",
-                            instructions="Make every timeout 5 seconds.")
-    c = factories.make_task(ticket, "C", status="succeeded", title="Long timeouts",
-                            instructions="Make every timeout 9 seconds.")
-    d = factories.make_task(ticket, "D", [b, c], title="Integrate")
-    d.join.status = "awaiting_review"
-    d.join.save()
-    attempt = MergeAttempt.objects.create(
-        ticket=ticket, join=d.join, target_ref=ticket.ref, base_sha=factories.SHA, status="conflicted",
-        incoming=[{"name": n, "branch": n.lower(), "sha": factories.SHA} for n in "BC"],
-        merge_order=["B"], pending_sources=["C"], conflict_tree="f" * 40, partial_sha=factories.SHA,
-        review_reason="no ANTHROPIC_API_KEY configured: the conflict goes to a person")
-    merged = conflicted(BASE, {5: ("A = 5", "A = 9"), 15: ("B = 5", "B = 9"), 25: ("C = 5", "C = 9")})
-    merged = merged.replace("line 1\n", "line 1 (clean change)\n", 1)
-    hunks = [h.as_dict() for h in parse_hunks(merged)]
-    ConflictFile.objects.create(
-        attempt=attempt, path="config.txt", kind="content", source="C", base_text=BASE, merged_text=merged,
-        ours_text=BASE, theirs_text=BASE, hunks=hunks, hunk_count=3, base_oid="1" * 40, ours_oid="2" * 40,
-        theirs_oid="3" * 40,
-        resolutions=[{"index": 0, "tier": "resolver", "resolver": "union", "rationale": "",
-                      "lines": ["A = 5", "A = 9"]},
-                     {"index": 1, "tier": "", "resolver": "", "rationale": "", "lines": None},
-                     {"index": 2, "tier": "", "resolver": "", "rationale": "", "lines": None}])
-    ConflictFile.objects.create(
-        attempt=attempt, path="logo.png", kind="binary", source="C", base_oid="4" * 40, ours_oid="5" * 40,
-        theirs_oid="6" * 40, hunk_count=1)
-    ConflictFile.objects.create(
-        attempt=attempt, path="old.txt", kind="modify/delete", source="C", base_oid="7" * 40, ours_oid="8" * 40,
-        theirs_oid="", base_text="old\n", ours_text="old, changed\n", hunk_count=1)
-    return attempt
+    return factories.conflicted_attempt()
 
 
 def url(name: str, attempt: MergeAttempt, *args) -> str:
