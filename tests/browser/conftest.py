@@ -125,13 +125,15 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
     def url(self, path: str) -> str:
         return self.live_server_url + path
 
-    def log_in(self, user) -> None:
+    def log_in(self, user, page: Page | None = None) -> None:
+        """Sign ``user`` in on ``page`` (this test's page unless another context's is given)."""
+        page = page or self.page
         factories.with_password(user)
-        self.page.goto(self.url("/accounts/login/"))
-        self.page.fill("input[name=username]", user.get_username())
-        self.page.fill("input[name=password]", factories.PASSWORD)
-        self.page.click("button[type=submit]")
-        expect(self.page.locator(".topbar")).to_contain_text(f"Log out {user.get_username()}")
+        page.goto(self.url("/accounts/login/"))
+        page.fill("input[name=username]", user.get_username())
+        page.fill("input[name=password]", factories.PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator(".topbar")).to_contain_text(f"Log out {user.get_username()}")
 
     def screenshot(self, name: str, full_page: bool = True, docs: bool = False) -> Path:
         """Into ``artifacts/``; ``full_page=False``: what the first screen shows (the README's pictures);
@@ -147,7 +149,7 @@ class BrowserTestCase(ChannelsLiveServerTestCase):
         """Errors the page logged, but for the browser's own request for /favicon.ico (not the page's)."""
         return [m for m in self.console if m.startswith("error:") and not m.endswith("/favicon.ico]")]
 
-    def wait_live(self) -> None:
+    def wait_live(self, page: Page | None = None) -> None:
         """Until the page's websocket is open (the badge says so)."""
-        expect(self.page.locator("#live-badge")).to_have_attribute("data-state", "live")
+        expect((page or self.page).locator("#live-badge")).to_have_attribute("data-state", "live")
 
