@@ -169,6 +169,13 @@
     var target = evt.detail.target;
     var fresh = evt.detail.fragment && evt.detail.fragment.firstElementChild;
     if (!target || !fresh) return;
+    var mine = target.classList.contains("review-file") || target.id === "review-summary";
+    if (mine && target.querySelector(".htmx-request")) {
+      // A decision or an approve from inside it is on its way: its answer brings this part anew, and
+      // replacing it now would detach the form, so that htmx could not place the answer's other parts.
+      evt.detail.shouldSwap = false;
+      return;
+    }
     if (target.classList.contains("review-file")) {
       if (fresh.dataset.version && fresh.dataset.version === target.dataset.version) {
         evt.detail.shouldSwap = false;
