@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 
 from coordination.domain import dispatch
 from coordination.jobs.dispatchers import ThreadDispatcher
@@ -13,6 +14,7 @@ def isolated_workspace(settings, tmp_path):
     a dispatcher: no test leaves messages in a real broker."""
     settings.DAGMERGE_WORKSPACE = tmp_path / "workspace"
     dispatch.use(RecordingDispatcher())
+    cache.clear()  # a page drawn for another test's ticket of the same id and version (ids repeat)
     yield settings.DAGMERGE_WORKSPACE
     current = dispatch._dispatcher
     if isinstance(current, ThreadDispatcher):

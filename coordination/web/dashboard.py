@@ -3,6 +3,9 @@
 Pages and websocket pushes (``liveview``) build their fragments from the functions here, so a pushed
 fragment is what a reload would show. A page's ``seq`` is read before its rows: the rows are at least as
 new as the sequence number, so catching up from it can repeat a change but never miss one.
+
+A big ticket's page is mostly its graph and tables; they are kept in the cache under the ticket's version
+(see ``drawn``), so reloading a thousand-task ticket that has not changed costs a few queries.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, Max, Q, Sum
 from django.shortcuts import get_object_or_404
@@ -33,6 +37,9 @@ ROW_FIELDS = ("id", "key", "title", "status", "started_at", "finished_at", "head
 # snapshot when anything happened this recently, even below the id it last saw.
 RECENT = timedelta(seconds=10)
 PUBLISH_EVENTS = ("publish.failed", "ticket.published")  # the newest says whether the source is current
+# From this many tasks the drawn parts of a ticket's page are cached (smaller ones take a few ms to draw).
+CACHED_FROM_TASKS = 200
+CACHE_SECONDS = 600
 # Order of the progress bar's segments; claimed work counts as running.
 PROGRESS_ORDER = ("succeeded", "running", "ready", "pending", "blocked", "failed", "cancelled")
 
@@ -89,27 +96,58 @@ def ticket_list(page_number: str | None) -> Page:
 
 def ticket_page(ticket_id: int, staff: bool = False) -> dict[str, Any]:
     """Everything the ticket page shows: a handful of queries whatever the number of tasks."""
-    seq = latest_seq(ticket_id)
+    seq, version = ticket_version(ticket_id)
     header = _header(ticket_id)
+    return {
+        **header,
+        "seq": seq,
+        **drawn(ticket_id, staff, version),
+        "task_statuses": states.TASK.states,
+        "join_statuses": states.JOIN.states,
+    }
+
+
+def ticket_version(ticket_id: int) -> tuple[int, tuple[int, int]]:
+    """The newest event's id (the page's ``seq``), and the version of what the page draws: the newest id
+    and the number of the events but log lines (which the page does not show). Every state change writes
+    an event in its own transaction, so an unchanged version draws the same; the count catches an event
+    that commits below the newest id, as PostgreSQL's sequences allow."""
+    drawn_by = ~Q(kind="task.log")
+    found = Event.objects.filter(ticket_id=ticket_id).aggregate(
+        seq=Max("id"), last=Max("id", filter=drawn_by), n=Count("id", filter=drawn_by))
+    return found["seq"] or 0, (found["last"] or 0, found["n"])
+
+
+def drawn(ticket_id: int, staff: bool, version: tuple[int, int]) -> dict[str, Any]:
+    """The graph, the timeline, the task and join tables, the merges: what a big ticket's page is made of.
+    Taken from the cache when the ticket's version is the one they were drawn at (read before them, so they
+    are at least that new); the timeline is drawn again while anything runs (its bars end at "now")."""
+    key = f"dagmerge:ticket-page:{ticket_id}:{int(staff)}"
+    cached = cache.get(key)
+    if cached is not None and cached[0] == version and cached[1]["timeline_svg"] is not None:
+        return cached[1]
     links = rows.Links.for_ticket(ticket_id, staff)
     dropped = dropped_sources(ticket_id)
     tasks = task_rows(ticket_id, links, dropped)
     attempts = attempt_cells(ticket_id)
     joins = join_rows(ticket_id, links, attempts, dropped)
-    return {
-        **header,
-        "seq": seq,
+    timeline = timeline_svg(tasks, attempts, joins, links)
+    if cached is not None and cached[0] == version:
+        return {**cached[1], "timeline_svg": timeline}
+    parts = {
         "dag_svg": dag_svg(ticket_id, tasks, joins, dropped),
-        "timeline_svg": timeline_svg(tasks, attempts, joins, links),
+        "timeline_svg": timeline,
         "task_rows": rows.task_rows(tasks),
         "task_count": len(tasks),
         "join_rows": rows.join_rows(joins, links),
         "joins_summary": joins_summary(joins),
         "chain_rows": rows.chain_rows([a for a in attempts if a.join_id is None], links),
         "merge_chart": merge_pages.ticket_chart(ticket_id),
-        "task_statuses": states.TASK.states,
-        "join_statuses": states.JOIN.states,
     }
+    if len(tasks) >= CACHED_FROM_TASKS:
+        running = any(t.status in rows.RUNNING for t in tasks) or any(a.status == "running" for a in attempts)
+        cache.set(key, (version, {**parts, "timeline_svg": None if running else timeline}), CACHE_SECONDS)
+    return parts
 
 
 def task_page(ticket_id: int, key: str) -> dict[str, Any]:
