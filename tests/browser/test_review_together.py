@@ -8,10 +8,12 @@ daphne, the event relay, htmx over the websocket, two Chromium contexts signed i
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from merges import review
-from merges.models import ConflictFile
+from merges.models import ConflictFile, ReviewAction
 from tests import factories
 from tests.browser.conftest import BrowserTestCase
 
@@ -93,3 +95,31 @@ class TwoReviewersTests(BrowserTestCase):
         # The only errors: dave's refused save (the 409 itself; browser and htmx both say so).
         assert all("409" in m or "htmx:responseError" in m for m in dave_errors), dave_errors
         assert not self.console_errors(), self.console
+
+    def test_the_admin_shows_the_decision_as_a_diff_and_the_events_newest_first_for_one_ticket(self):
+        attempt = factories.conflicted_attempt()
+        config = ConflictFile.objects.get(attempt=attempt, path="config.txt")
+        other = factories.make_ticket("Another ticket", repository=attempt.ticket.repository)
+        factories.make_task(other, "X").transition("ready")
+        self.log_in(factories.alice())
+        page = self.page
+        self.open_review(page, attempt.pk)
+        page.locator(f"#hunk-{config.pk}-1").locator('button[value="theirs"]').click()
+        expect(page.locator(f"#hunk-{config.pk}-1")).to_have_attribute("data-decided", "1")
+
+        # The decision, in the admin: a unified diff, one line a row, removed red and added green.
+        action = ReviewAction.objects.get(attempt=attempt, action="decide_hunk")
+        page.goto(self.url(f"/admin/merges/reviewaction/{action.pk}/change/"))
+        diff = page.locator("pre", has_text="@@")
+        expect(diff.locator("span", has_text=re.compile(r"^-B = 5$"))).to_have_css("color", "rgb(127, 29, 29)")
+        expect(diff.locator("span", has_text=re.compile(r"^ B = 9$"))).to_be_visible()
+        assert "\\n" not in diff.inner_text()
+
+        # The ticket's events, newest first, filtered to this ticket: the decision is on top.
+        page.goto(self.url(f"/admin/coordination/event/?ticket__id__exact={attempt.ticket_id}"))
+        kinds = page.locator("#result_list tbody td.field-kind")
+        expect(kinds.first).to_have_text("review.decided")
+        assert "task.ready" not in kinds.all_inner_texts()  # the other ticket's
+        ids = [int(i) for i in page.locator("#result_list tbody th.field-id, #result_list tbody td.field-id")
+               .all_inner_texts()]
+        assert ids == sorted(ids, reverse=True) and ids
