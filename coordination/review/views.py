@@ -1,7 +1,10 @@
 """The review page and its actions. Viewers read it; reviewers decide, approve, retry with a hint, drop.
 
-Decisions are taken by ``merges.review`` (it records who, when and the diff); approving, retrying and
-dropping are queued by ``coordination.review.actions`` and carried out by a worker, which releases the
+Decisions are taken by ``merges.review`` (it records who, when and the diff) through
+``coordination.review.actions``, which writes the event other reviewers' pages follow; a form carries the
+version of what it showed, and a decision on what another reviewer has changed since is refused (409) with
+their decision and this one's text shown together. Approving, retrying and dropping are queued by
+``coordination.review.actions`` and carried out by a worker, which releases the
 continuation the way an automatic merge does: the answer shows the action pending, and the page follows it
 live (``coordination.review.live``) to its outcome. The gate is the server's: approving with anything
 undecided or markers left answers 409 with the reasons, whatever the page sent. With htmx a decision swaps
