@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 from merges.engine.conflicts import MARKER_SIZE
+from merges.engine.llm import LLMSettings, agent_unavailable
 from merges.engine.mergefile import MergedFile, merge_bytes
 from merges.engine.replay import MODES, replay
+from merges.engine.replay.agent import AgentReplay
 from merges.engine.resolvers.ladder import COMPLEMENTARY, HISTORY_SAFE, RULE_SETS
 from merges.engine.resolvers.recorded import RecordedResolutions
 
@@ -49,12 +51,22 @@ def add_replay(sub) -> None:
     parser = sub.add_parser("replay", help="measure the resolvers on a repository's history (read-only)")
     parser.add_argument("--repo", required=True, help="a git repository (bare or not)")
     parser.add_argument("--mode", choices=MODES, required=True)
-    parser.add_argument("--limit", type=int, help="merges (history) or commit pairs (parallel) to examine")
+    parser.add_argument("--limit", type=int, help="merges (history) or commit pairs (parallel) to examine; "
+                                                    "with --tier agent: conflicted files given to the agent")
     parser.add_argument("--since", help="only commits after this date (git's --since)")
+    parser.add_argument("--at", default="HEAD", help="replay the history behind this commit (default: HEAD)")
     parser.add_argument("--rules", choices=RULE_SETS,
                         help="resolver rules (default: history-safe for history, complementary for parallel)")
+    parser.add_argument("--tier", choices=TIERS, default="deterministic",
+                        help="agent: also give what the resolvers leave to the agent resolver (needs "
+                             "ANTHROPIC_API_KEY; DAGMERGE_LLM_MODEL, DAGMERGE_LLM_TIMEOUT and DAGMERGE_CLAUDE_CLI "
+                             "apply as in a ticket)")
+    parser.add_argument("--max-usd", type=float, help="with --tier agent: stop once the agent cost this much")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=_replay, needs_database=False)
+
+
+TIERS = ("deterministic", "agent")
 
 
 COMMANDS = (add_merge_file, add_merge_driver, add_replay)
@@ -146,6 +158,28 @@ def _merge_driver(args) -> int:
 
 
 def _replay(args) -> int:
-    report = replay(args.repo, args.mode, limit=args.limit, since=args.since, rule_set=args.rules)
+    agent = None
+    if args.tier == "agent":
+        settings = llm_settings_from_environment()
+        unavailable = agent_unavailable(settings)
+        if unavailable:
+            print(f"dagmerge: --tier agent: {unavailable}", file=sys.stderr)
+            return USAGE
+        agent = AgentReplay(settings, limit=args.limit, max_usd=args.max_usd)
+    try:
+        report = replay(args.repo, args.mode, limit=args.limit, since=args.since, rule_set=args.rules, at=args.at,
+                        agent=agent)
+    except ValueError as exc:
+        print(f"dagmerge: {exc}", file=sys.stderr)
+        return USAGE
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.format())
     return CLEAN
+
+
+def llm_settings_from_environment() -> LLMSettings:
+    """The agent's settings from the environment variables a ticket's worker reads (no Django here)."""
+    return LLMSettings(model=os.environ.get("DAGMERGE_LLM_MODEL") or None,
+                       max_turns=int(os.environ.get("DAGMERGE_LLM_MAX_TURNS") or 30),
+                       timeout_s=float(os.environ.get("DAGMERGE_LLM_TIMEOUT") or 600),
+                       max_retries=int(os.environ.get("DAGMERGE_LLM_MAX_RETRIES") or 2),
+                       cli_path=os.environ.get("DAGMERGE_CLAUDE_CLI") or None)

@@ -34,9 +34,11 @@ class MergedFile:
             return "merged cleanly by git" if self.clean else self.reason
         outcomes = self.resolution.outcomes
         names = sorted({o.resolver for o in outcomes if o.resolver})
+        why = sorted({o.provenance for o in outcomes if o.provenance})  # the structured tier's reasons
         left = len(outcomes) - self.resolution.resolved_hunks
         return (f"{len(outcomes)} conflict hunks, {self.resolution.resolved_hunks} resolved"
-                + (f" ({', '.join(names)})" if names else "") + (f", {left} left with markers" if left else ""))
+                + (f" ({'; '.join([', '.join(names), *why])})" if names else "")
+                + (f", {left} left with markers" if left else ""))
 
 
 def is_binary(data: bytes) -> bool:

@@ -7,7 +7,6 @@ when a person must look instead.
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import socket
@@ -18,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from merges.engine.conflicts import TEXT_KINDS, ConflictDetail, Hunk
+from merges.engine.alignment import split_proposal
+from merges.engine.conflicts import TEXT_KINDS, ConflictDetail
 from merges.engine.git import Git, MergeTreeResult
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,
@@ -49,7 +49,9 @@ class FileSettlement:
     """What became of one conflicted path: per-hunk decisions, the proposal, its validation."""
 
     detail: ConflictDetail
-    hunks: list[dict[str, Any]] = field(default_factory=list)  # {index, tier, resolver, rationale, lines}
+    # {index, tier, resolver, rationale, lines}; the structured tier adds parent and order, its rationale
+    # says them for people ("kept both: class members, sorted by name")
+    hunks: list[dict[str, Any]] = field(default_factory=list)
     text: str | None = None  # the whole proposed text (None: nothing to propose, e.g. a binary file)
     proposed_by: str = ""
     validation: Verdict | None = None
@@ -110,7 +112,7 @@ def _deterministic(detail: ConflictDetail, policy: LadderPolicy) -> FileSettleme
     settled = FileSettlement(detail)
     settled.hunks = [
         {"index": i, "tier": "resolver" if o.resolver else "", "resolver": o.resolver or "",
-         "rationale": "", "lines": o.lines}
+         "rationale": o.provenance, "lines": o.lines, **({"parent": o.kind, "order": o.order} if o.kind else {})}
         for i, o in enumerate(result.outcomes)
     ]
     for record, outcome in zip(settled.hunks, result.outcomes, strict=True):
@@ -155,29 +157,6 @@ def _agent_tier(git: Git, conflict: MergeTreeResult, partial_head: str, settleme
     failed = [f.validation.reason for f in files if f.validation and not f.validation.ok]
     if failed:
         settlement.review_reason = "the agent's resolution does not validate: " + "; ".join(failed)
-
-
-def split_proposal(merged_text: str, hunks: Sequence[Hunk], proposal: str) -> list[list[str]] | None:
-    """Cut a whole-file answer into the lines that replace each hunk of git's merged text, so a person
-    can take or undo the agent's answer hunk by hunk. None when the answer also changed text outside
-    the hunks (then it can only be taken whole)."""
-    merged = merged_text.split("\n")
-    answer = proposal.split("\n")
-    matcher = difflib.SequenceMatcher(None, merged, answer, autojunk=False)
-    to_answer = {a + k: b + k for a, b, size in matcher.get_matching_blocks() for k in range(size)}
-    pieces, out, position, cursor = [], [], 0, 0
-    for hunk in hunks:
-        start, end = hunk.start - 1, hunk.end
-        before = [to_answer[i] for i in range(position, start) if i in to_answer]
-        after = [to_answer[i] for i in range(end, len(merged)) if i in to_answer]
-        low = before[-1] + 1 if before else cursor
-        high = after[0] if after else len(answer)
-        if low > high:
-            return None
-        pieces.append(answer[low:high])
-        out += merged[position:start] + answer[low:high]
-        position, cursor = end, high
-    return pieces if out + merged[position:] == answer else None
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from django.urls import reverse
 
 from merges.engine.llm import NO_AGENT_SDK
 from merges.models import MergeAttempt
@@ -22,9 +23,12 @@ BOTH = replace_line(BASE, 50, "TIMEOUT = 5\nRETRIES = 3")
 
 
 def _config_py(text: str) -> str:
-    """numbered_lines are not Python; make the file Python so validation has something to check."""
-    return "".join(f"# {line}\n" if not line.isupper() and "=" not in line else f"{line}\n"
+    """numbered_lines are not Python; make the file Python so validation has something to check -- the lines
+    of a function's body, where statements run in order, so the structured tier leaves the clash to the next
+    tier as a line tier would."""
+    body = "".join(f"    # {line}\n" if not line.isupper() and "=" not in line else f"    {line}\n"
                    for line in text.splitlines())
+    return f"def settings():\n{body}    return locals()\n"
 
 
 @pytest.fixture
@@ -143,3 +147,51 @@ def test_adjacent_edits_of_sibling_tasks_are_merged_line_by_line_without_the_age
     assert attempt.resolvers == {"notes.txt": "line_merge"} and attempt.llm_invocations == 0
     merged = repo.show(ticket.branch, "notes.txt")
     assert "fifty by B\nfifty-one by C\n" in merged
+
+
+SERVICE = "class Service:\n    def start(self):\n        return 1\n"
+STOP = "\n    def stop(self):\n        return 0\n"
+STATUS = "\n    def status(self):\n        return 2\n"
+
+
+def _methods_ticket(tmp_path, **ticket_fields):
+    """B and C each add a method to one class, at the same place: a line conflict, a structured merge."""
+    repo = source_repo(tmp_path, {"service.py": SERVICE})
+    ticket = run_ticket(repo, [
+        {"key": "B", "command": sh(f"printf '{SERVICE + STOP}' > service.py")},
+        {"key": "C", "command": sh(f"printf '{SERVICE + STATUS}' > service.py")},
+        {"key": "D", "depends_on": ["B", "C"], "command": "true"},
+    ], **ticket_fields)
+    return repo, ticket
+
+
+def test_methods_both_sibling_tasks_add_to_a_class_are_merged_by_syntax_without_the_agent(tmp_path, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+    repo, ticket = _methods_ticket(tmp_path)
+
+    assert ticket.status == "done", ticket.error
+    attempt = MergeAttempt.objects.get(join__ticket=ticket)
+    assert attempt.resolvers == {"service.py": "structured"} and attempt.llm_invocations == 0
+    [conflict] = attempt.conflict_files.all()
+    [hunk] = conflict.resolutions
+    first, second = (STOP, STATUS) if attempt.merge_order[0] == "B" else (STATUS, STOP)
+    assert (hunk["tier"], hunk["resolver"], hunk["parent"], hunk["order"]) == (
+        "resolver", "structured", "class members", "finish order")
+    assert hunk["rationale"] == "kept both: class members, finish order"
+    assert repo.show(ticket.branch, "service.py") == SERVICE + first + second
+
+
+def test_the_merge_and_review_pages_say_how_the_structured_tier_kept_both(tmp_path, monkeypatch, alice_client):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    _, ticket = _methods_ticket(tmp_path, review_policy="always")
+    attempt = MergeAttempt.objects.get(join__ticket=ticket)
+    assert ticket.status == "awaiting_review" and attempt.status == "conflicted"
+
+    merge_page = alice_client.get(reverse("coordination:merge_attempt", args=[attempt.pk])).content.decode()
+    review_page = alice_client.get(reverse("coordination:review", args=[attempt.pk])).content.decode()
+
+    row = merge_page.split("<code>service.py</code>")[1].split("</tr>")[0]
+    assert "<td>structured</td>" in row and "kept both: class members, finish order" in row
+    hunk = review_page.split('id="hunk-')[1].split("</article>")[0]
+    assert "resolver: structured" in hunk and "kept both: class members, finish order" in hunk

@@ -130,7 +130,7 @@ def test_line_merge_declines_an_insertion_next_to_a_line_the_other_side_rewrote(
     base = lines("setup()", "connect(host)", "teardown()")
     ours = lines("setup()", "log('connecting')", "connect(host)", "teardown()")
     theirs = lines("setup()", "pool = Pool(size=4).acquire()", "teardown()")
-    assert settled_by(resolve(base, ours, theirs)) == [None]
+    assert settled_by(resolve(base, ours, theirs, path="steps.txt")) == [None]  # .txt: no structured tier after
 
 
 def test_line_merge_declines_an_insertion_next_to_a_line_the_other_side_reindented():
@@ -171,14 +171,14 @@ def test_sorted_union_orders_requirements_by_project_name():
 def test_sorted_union_declines_where_the_block_is_not_kept_sorted():
     base = lines("b = 1", "a = 2", "", "run()")
     ours, theirs = lines("b = 1", "c = 3", "a = 2", "", "run()"), lines("b = 1", "d = 4", "a = 2", "", "run()")
-    assert settled_by(resolve(base, ours, theirs)) == [None]
+    assert settled_by(resolve(base, ours, theirs, path="settings.txt")) == [None]
 
 
 def test_sorted_union_needs_more_than_a_few_sorted_lines_outside_imports_and_requirements():
     base = lines("alpha()", "delta()", "", "run()")  # sorted by chance
     ours = lines("alpha()", "beta()", "delta()", "", "run()")
     theirs = lines("alpha()", "gamma()", "delta()", "", "run()")
-    assert settled_by(resolve(base, ours, theirs)) == [None]
+    assert settled_by(resolve(base, ours, theirs, path="steps.txt")) == [None]
 
 
 CHANGES = lines("Version 2.1", "-----------", "", "-   Fix one.", "-   Fix two.", "", "Version 2.0", "-----------", "",

@@ -65,6 +65,12 @@ def test_python_both_sides_add_a_method_to_a_class():
     assert result.language == "python"
 
 
+def test_python_spaces_ending_a_members_line_stay_with_it_not_with_the_gap():
+    base = "class A:\n    def f(self):\n        return 1  \n"  # two spaces end f's last line
+    g, h = "\n    def g(self):\n        return 2\n", "\n    def h(self):\n        return 3\n"
+    assert merged("a.py", base, base + g, base + h).text == base + g + h
+
+
 def test_python_both_sides_add_imports_in_sorted_place():
     base = "import json\nimport os\nimport sys\n\n\ndef main():\n    pass\n"
     ours = base.replace("import os\n", "import os\nimport re\n")
@@ -74,6 +80,37 @@ def test_python_both_sides_add_imports_in_sorted_place():
     assert result.text.startswith("import json\nimport logging\nimport os\nimport re\nimport sys\nimport time\n\n\n")
     assert kinds(result) == [("imports", AS_PLACED)] * 3  # one region per place something was inserted
     assert [(r.start_line, r.end_line) for r in result.regions] == [(2, 2), (4, 4), (6, 6)]
+
+
+def test_python_imports_are_sorted_within_their_section():
+    base = "import atexit\nimport contextlib\nimport os\n\nimport attr\nimport pluggy\n"
+    ours = base.replace("import atexit\n", "import atexit\nimport codecs\n")
+    theirs = base.replace("import atexit\n", "import atexit\nimport bisect\n")
+    result = merged("main.py", base, ours, theirs)
+    assert result.text == base.replace("import atexit\n", "import atexit\nimport bisect\nimport codecs\n")
+    assert kinds(result) == [("imports", SORTED)]  # the third-party section below starts again from "a"
+
+
+def test_python_imports_sorted_by_module_then_without_regard_to_case_as_reorder_python_imports_does():
+    base = (
+        "import argparse\nfrom gettext import gettext\nimport os\nfrom typing import cast\nfrom typing import Literal\n"
+    )
+    ours = base.replace("import argparse\n", "import argparse\nfrom collections.abc import Mapping\n")
+    theirs = base.replace("import argparse\n", "import argparse\nfrom collections.abc import Callable\n")
+    result = merged("main.py", base, ours, theirs)
+    both = "from collections.abc import Callable\nfrom collections.abc import Mapping\n"
+    assert result.text == base.replace("import argparse\n", "import argparse\n" + both)
+    assert kinds(result) == [("imports", SORTED)]
+
+
+def test_python_imports_both_put_at_the_head_of_a_section_open_it_together():
+    base = "from __future__ import annotations\n\nimport threading\nimport traceback\n"
+    ours = base.replace("\n\nimport threading", "\n\nfrom collections.abc import Generator\nimport threading")
+    theirs = base.replace("\n\nimport threading", "\n\nfrom collections.abc import Callable\nimport threading")
+    result = merged("main.py", base, ours, theirs)
+    both = "from collections.abc import Callable\nfrom collections.abc import Generator\n"
+    assert result.text == base.replace("import threading", both + "import threading")
+    assert kinds(result) == [("imports", SORTED)]
 
 
 def test_python_imports_both_added_at_one_place_go_where_sorting_puts_them():
@@ -823,3 +860,16 @@ def test_every_profile_loads_its_grammar(path):
     profile = profile_for(path)
     assert profile is not None
     assert profile.parse(b"") is not None
+
+
+def test_markdown_list_sorted_near_the_place_is_kept_sorted_despite_a_stray_entry_far_away():
+    names = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India", "Juliett"]
+    items = [f"- [{name}](https://example.org/{name.lower()})\n" for name in names]
+    base = "# Projects\n\n" + "".join(items) + "- [Able](https://example.org/able), added late\n"
+    bravo = items[1]
+    ours = base.replace(bravo, bravo + "- [Cat](https://example.org/cat)\n")
+    theirs = base.replace(bravo, bravo + "- [Carol](https://example.org/carol)\n")
+    result = merged("README.md", base, ours, theirs)
+    both = "- [Carol](https://example.org/carol)\n- [Cat](https://example.org/cat)\n"
+    assert result.text == base.replace(bravo, bravo + both)
+    assert kinds(result) == [("list items", SORTED)]

@@ -6,7 +6,10 @@ known of the sides' intent:
 
 - ``history-safe`` (any two branches): only what is right whatever the sides meant.
 - ``complementary`` (sibling tasks of one ticket, both changes meant to land): also keeps both sides'
-  changes when they touch without overlapping, or insert at one point in a known order.
+  changes when they touch without overlapping, or insert at one point in a known order; then, for the
+  hunks still open, the structured tier (``syntax``): the file merged by its syntax tree, each hunk it
+  settles recorded with the commutative parent's kind and the order rule ("kept both: class members,
+  sorted by name").
 
 Recorded resolutions (a reviewer's earlier answer to the same conflict) are in both sets.
 
@@ -14,7 +17,8 @@ Public API::
 
     resolve_file(detail, rule_set="history-safe" | "complementary", store=None) -> FileResolution
     resolve_merged(merged_text, path, Sides(base, ours, theirs), rule_set, store) -> FileResolution
-    FileResolution.outcomes  # per hunk: HunkOutcome(hunk, resolver name or None, resolved lines or None)
+    FileResolution.outcomes  # per hunk: HunkOutcome(hunk, resolver name or None, resolved lines or None,
+                             #                    kind and order: the structured tier's provenance)
     FileResolution.text      # the whole resolved file when every hunk is settled, else None
     FileResolution.render()  # settled hunks replaced, the others left with conflict markers
     RecordedResolutions / ResolutionStore / conflict_key  # reviewer-approved resolutions reused
@@ -22,13 +26,15 @@ Public API::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from merges.engine.conflicts import MARKER_SIZE, TEXT_KINDS, ConflictDetail, Hunk, marker_collision, parse_hunks
 from merges.engine.resolvers import linemerge, unions, whitespace  # submodules, not the package's names
-from merges.engine.resolvers.context import HunkContext, Sides
+from merges.engine.resolvers.context import HunkContext, Sides, layout_key
 from merges.engine.resolvers.recorded import ResolutionStore, recorded
+from merges.engine.resolvers.structured import ORDER_RULES
+from merges.engine.resolvers.syntax import STRUCTURED, cut_by_syntax
 
 HISTORY_SAFE, COMPLEMENTARY = "history-safe", "complementary"
 RULE_SETS = (HISTORY_SAFE, COMPLEMENTARY)
@@ -69,6 +75,13 @@ class HunkOutcome:
     hunk: Hunk
     resolver: str | None  # the resolver that settled the hunk; None: it is left to the next tier
     lines: list[str] | None
+    kind: str = ""  # structured tier: the commutative parent ("class members") ...
+    order: str = ""  # ... and the rule that ordered what both sides put in it ("sorted by name")
+
+    @property
+    def provenance(self) -> str:
+        """Why the structured tier could keep both sides here, for people: "" for the other resolvers."""
+        return f"kept both: {self.kind}, {self.order}" if self.kind else ""
 
 
 @dataclass
@@ -120,8 +133,8 @@ def _resize_markers(region: list[str], hunk: Hunk, old: int, new: int) -> list[s
     return resized
 
 
-def resolve_file(conflict: ConflictDetail, rule_set: str = HISTORY_SAFE,
-                 store: ResolutionStore | None = None) -> FileResolution:
+def resolve_file(conflict: ConflictDetail, rule_set: str = HISTORY_SAFE, store: ResolutionStore | None = None,
+                 order_rules: Collection[str] = ORDER_RULES) -> FileResolution:
     """Offer every hunk of a conflicted path (from ``describe_conflicts``) to the ``rule_set`` ladder."""
     base = "" if conflict.kind == "add/add" else conflict.base_text  # both sides created the file
     texts = (base, conflict.ours_text, conflict.theirs_text)
@@ -131,14 +144,17 @@ def resolve_file(conflict: ConflictDetail, rule_set: str = HISTORY_SAFE,
         return FileResolution(conflict.path, rule_set, reason="no UTF-8 text to resolve: a person decides")
     if marker_collision(texts):
         return FileResolution(conflict.path, rule_set, reason="a side has lines that read as conflict markers")
-    return resolve_merged(conflict.merged_text, conflict.path, Sides(*texts), rule_set, store)
+    return resolve_merged(conflict.merged_text, conflict.path, Sides(*texts), rule_set, store,
+                          order_rules=order_rules)
 
 
 def resolve_merged(merged_text: str, path: str, sides: Sides, rule_set: str = HISTORY_SAFE,
-                   store: ResolutionStore | None = None, marker_size: int = MARKER_SIZE) -> FileResolution:
+                   store: ResolutionStore | None = None, marker_size: int = MARKER_SIZE,
+                   order_rules: Collection[str] = ORDER_RULES) -> FileResolution:
     """Offer every hunk of git's diff3-style merged text to the ``rule_set`` ladder.
 
     Precondition: no line of the sides reads as a marker of ``marker_size`` (see ``safe_marker_size``).
+    ``order_rules``: the order rules the structured tier may use (replay measures each by leaving it out).
     """
     chain = resolvers_for(rule_set, store)
     lines = merged_text.split("\n")
@@ -154,7 +170,24 @@ def resolve_merged(merged_text: str, path: str, sides: Sides, rule_set: str = HI
                           after=lines[hunk.end : next_start])
         at_end = index + 1 == len(hunks) and not any(ctx.after)
         result.outcomes.append(_settle(ctx, chain, at_end))
+    if rule_set == COMPLEMENTARY and not result.settled:
+        _settle_by_syntax(result, merged_text, hunks, sides, order_rules)
     return result
+
+
+def _settle_by_syntax(result: FileResolution, merged_text: str, hunks: list[Hunk], sides: Sides,
+                      order_rules: Collection[str]) -> None:
+    """The structured tier takes the hunks the line rules left, when its whole-file answer agrees with theirs
+    on the hunks they settled (layout aside): the file then reads as the checked structured merge."""
+    cuts = cut_by_syntax(merged_text, hunks, result.path, sides, order_rules)
+    if cuts is None:
+        return
+    if any(o.resolver and layout_key(o.lines or []) != layout_key(cut.lines)
+           for o, cut in zip(result.outcomes, cuts, strict=True)):
+        return
+    result.outcomes = [o if o.resolver or not cut.kind else HunkOutcome(o.hunk, STRUCTURED, cut.lines, cut.kind,
+                                                                        cut.order)
+                       for o, cut in zip(result.outcomes, cuts, strict=True)]
 
 
 def _settle(ctx: HunkContext, chain: list[Resolver], at_end: bool) -> HunkOutcome:

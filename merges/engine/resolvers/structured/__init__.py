@@ -19,8 +19,10 @@ Pure: the standard library and tree-sitter only, no Django and no other dagmerge
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from merges.engine.resolvers.structured.canonical import canonical_form, owners
 from merges.engine.resolvers.structured.languages import profile_for
 from merges.engine.resolvers.structured.merge import Out, Piece, TreeMerge, trivial
 from merges.engine.resolvers.structured.model import (
@@ -28,6 +30,7 @@ from merges.engine.resolvers.structured.model import (
     FINISH_ORDER,
     GROUPED,
     NEWEST_FIRST,
+    ORDER_RULES,
     SORTED,
     Node,
     Profile,
@@ -39,11 +42,14 @@ __all__ = [
     "FINISH_ORDER",
     "GROUPED",
     "NEWEST_FIRST",
+    "ORDER_RULES",
     "SORTED",
     "SettledRegion",
     "StructuredMerge",
     "merge_structured",
+    "owners",
     "profile_for",
+    "canonical_form",
 ]
 
 
@@ -76,11 +82,14 @@ class StructuredMerge:
     language: str
 
 
-def merge_structured(path: str, base: str, ours: str, theirs: str) -> StructuredMerge | None:
+def merge_structured(
+    path: str, base: str, ours: str, theirs: str, order_rules: Collection[str] = ORDER_RULES
+) -> StructuredMerge | None:
     """Merge three versions of the file at ``path`` by its syntax, or None to leave it to the next tier.
 
     ``ours`` is the side already merged (the ticket head), ``theirs`` the one being merged in: "finish order"
-    puts ours' insertions first, "newest first" theirs.
+    puts ours' insertions first, "newest first" theirs. ``order_rules``: the rules that may order insertions
+    both sides made at one place (others are declined); ``dagmerge replay`` measures each by leaving it out.
     """
     profile = profile_for(path)
     if profile is None:
@@ -92,7 +101,7 @@ def merge_structured(path: str, base: str, ours: str, theirs: str) -> Structured
     roots = [profile.parse(src) for src in srcs]
     if roots[0] is None or roots[1] is None or roots[2] is None:
         return None
-    piece = _merge_file(TreeMerge(profile, srcs), srcs, (roots[0], roots[1], roots[2]))
+    piece = _merge_file(TreeMerge(profile, srcs, order_rules), srcs, (roots[0], roots[1], roots[2]))
     if piece is None or not _reparses(profile, piece):
         return None
     try:

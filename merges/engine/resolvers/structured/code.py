@@ -91,10 +91,16 @@ def _py_module(node: Node, src: bytes) -> str:
 
 def py_keys(node: Node, src: bytes, name: str) -> Sequence[object]:
     if node.type in PY_IMPORTS:
-        # isort's default (plain imports, then from-imports) and its force-sort-within-sections
+        # isort's default (plain imports, then from-imports), its force-sort-within-sections, and
+        # reorder-python-imports (by module, then the line without regard to case: "cast" before "Literal")
         is_from = node.type != "import_statement"
         module, line = _py_module(node, src), squash(text(node, src))
-        return ((is_from, module, line), (module, is_from, line), (line.casefold(),))
+        return (
+            (is_from, module, line),
+            (module, is_from, line),
+            (module, is_from, line.casefold()),
+            (line.casefold(),),
+        )
     short = name.split(" ", 1)[-1]
     return ((short,), (short.casefold(),))
 

@@ -11,11 +11,12 @@ place are ordered by the rules in ``order``. Anything else declines (returns Non
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from merges.engine.resolvers.structured.gaps import gap_before
 from merges.engine.resolvers.structured.layout import Layout, Member, crosses_boundaries, name_uniquely, read_layout
-from merges.engine.resolvers.structured.model import AS_PLACED, Container, Node, Profile, text
+from merges.engine.resolvers.structured.model import AS_PLACED, ORDER_RULES, Container, Node, Profile, text
 from merges.engine.resolvers.structured.order import order_insertions
 
 RULE_RANK = ("sorted by name", "grouped by prefix", "newest first", "finish order", AS_PLACED)
@@ -93,11 +94,15 @@ def trivial(base: bytes, ours: bytes, theirs: bytes) -> bytes | None:
 
 
 class TreeMerge:
-    """Merges three parsed versions of one file; ``srcs`` are base, ours and theirs as bytes."""
+    """Merges three parsed versions of one file; ``srcs`` are base, ours and theirs as bytes; ``rules``: the
+    order rules insertions at one place may follow."""
 
-    def __init__(self, profile: Profile, srcs: tuple[bytes, bytes, bytes]) -> None:
+    def __init__(
+        self, profile: Profile, srcs: tuple[bytes, bytes, bytes], rules: Collection[str] = ORDER_RULES
+    ) -> None:
         self.profile = profile
         self.srcs = srcs
+        self.rules = rules
 
     def node(self, b: Node, o: Node, t: Node) -> Piece | None:
         sb, so, st = self.srcs
@@ -175,7 +180,9 @@ class TreeMerge:
         out.add(prefix)
         for i, (chosen, core, rule) in enumerate(sequence):
             if i:
-                out.add(self._gap(chosen, sequence[i - 1][0], layouts))
+                out.add(
+                    gap_before(chosen, sequence[i - 1][0], layouts, rule is not None and sequence[i - 1][2] is not None)
+                )
             start = out.add(chosen.lead)
             offset = out.add_piece(core)
             out.piece.checks.append((offset, offset + len(core.data), chosen.node.type))
@@ -248,7 +255,10 @@ class TreeMerge:
             if ours and theirs:
                 left = [m for m in survivors if base[m.sig] <= slot]
                 right = [m for m in survivors if base[m.sig] > slot]
-                ordered, rule = order_insertions(self.profile, ours, theirs, left, right)
+                found = order_insertions(self.profile, ours, theirs, left, right, self.rules)
+                if found is None:
+                    return None  # no rule allowed here orders them
+                ordered, rule = found
             else:
                 ordered, rule = ours or theirs, AS_PLACED
             sequence += [(m, Piece(m.core), rule) for m in ordered]
@@ -274,55 +284,6 @@ class TreeMerge:
         core.regions = [Region(r.start, min(r.end, len(core.data)), r.kind, r.order) for r in core.regions]
         merged = Member(**{**mo.__dict__, "lead": lead, "term": term, "post": post, "core": core.data})
         return merged, core
-
-    def _gap(self, member: Member, previous: Member, layouts: list[Layout]) -> bytes:
-        """The whitespace before a member: as some version had it after the same neighbour (a side's change of
-        layout winning over the base), else as it stood elsewhere, else the container's usual gap."""
-        lb, lo, lt = layouts
-        found: dict[str, bytes] = {}
-        for name, layout in (("ours", lo), ("theirs", lt), ("base", lb)):
-            index = layout.index
-            i = index.get(member.sig)
-            if i and layout.members[i - 1].sig == previous.sig:
-                found[name] = layout.members[i].gap
-        for name in ("ours", "theirs"):
-            if name in found and found[name] != found.get("base"):
-                return found[name]
-        if found:
-            return found.get("base", next(iter(found.values())))
-        moved = self._moved_boundary(member, lb, lo, lt)
-        if moved is not None:
-            return moved
-        for layout in (lo, lt, lb):
-            i = layout.index.get(member.sig)
-            if i:
-                return layout.members[i].gap
-        gaps = Counter(
-            m.gap
-            for layout in layouts
-            for p, m in zip(layout.members, layout.members[1:], strict=False)
-            if m.family == member.family and p.family == previous.family
-        )
-        if gaps:
-            return gaps.most_common(1)[0][0]
-        return _fallback_gap(member)
-
-    @staticmethod
-    def _moved_boundary(member: Member, lb: Layout, lo: Layout, lt: Layout) -> bytes | None:
-        """The gap a side chose above a member when it changed what stands above it (deleting the import that
-        was there keeps the blank line that ends a group)."""
-        before = _predecessor(lb, member.sig)
-        gaps = {
-            layout.members[layout.index[member.sig]].gap
-            for layout in (lo, lt)
-            if member.sig in layout.index and _predecessor(layout, member.sig) not in (before, None)
-        }
-        return gaps.pop() if len(gaps) == 1 else None
-
-
-def _predecessor(layout: Layout, sig: str) -> str | None:
-    i = layout.index.get(sig)
-    return layout.members[i - 1].sig if i else None
 
 
 def _sides_changed(base: bytes, ours: bytes, theirs: bytes) -> set[str]:
@@ -370,11 +331,3 @@ def _replaced_by_both(i: int, base: Layout, index_o: dict[str, int], index_t: di
         low -= 1
     places = range(low, i)
     return any(slot in places for slot in slots_o) and any(slot in places for slot in slots_t)
-
-
-def _fallback_gap(member: Member) -> bytes:
-    """No two members stood side by side anywhere: a new line at the member's own indentation, or a space in
-    a container written on one line."""
-    line_start = member.src.rfind(b"\n", 0, member.start) + 1
-    indent = member.src[line_start : member.start]
-    return b" " if indent.strip() else b"\n" + indent

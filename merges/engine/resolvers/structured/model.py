@@ -21,6 +21,7 @@ GROUPED = "grouped by prefix"
 NEWEST_FIRST = "newest first"
 FINISH_ORDER = "finish order"
 AS_PLACED = "as placed"
+ORDER_RULES = (SORTED, GROUPED, NEWEST_FIRST, FINISH_ORDER)  # the rules a caller may choose among
 
 _SPACES = re.compile(rb"\s+")
 

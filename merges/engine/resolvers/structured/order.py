@@ -4,64 +4,112 @@ Only insertions that compete for one place are ordered here; where the sides ins
 each side's own placement stands. The rules, strongest first:
 
 - **sorted by name**: the neighbouring members of the same family (imports, keys, ...) are sorted by one of
-  the profile's keys -- at least three of them (two imports, four changelog entries, six definitions) --
-  and each side kept them sorted: every insertion goes to its sorted place.
+  the profile's keys -- at least three of them (two imports, four changelog entries, six definitions), up to
+  six on each side of the place --
+  and each side kept them sorted: every insertion goes to its sorted place. Imports are sorted within their
+  section (a blank line ends one).
 - **grouped by prefix**: the neighbours fall into contiguous groups by category ("Fix:", "Docs:", "lint:")
   and the place is the border between two groups: each insertion joins its own group.
 - **newest first**: a changelog list both sides added to at the top: theirs (the later) above ours.
 - **finish order**: otherwise ours (the side already merged) then theirs.
+
+A caller may leave rules out (``rules``): a rule left out is skipped, and without "finish order" insertions
+no other rule orders are declined (None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from itertools import pairwise
 from typing import Any
 
 from merges.engine.resolvers.structured.layout import Member
-from merges.engine.resolvers.structured.model import FINISH_ORDER, GROUPED, NEWEST_FIRST, SORTED, Profile
+from merges.engine.resolvers.structured.model import (
+    FINISH_ORDER,
+    GROUPED,
+    NEWEST_FIRST,
+    ORDER_RULES,
+    SORTED,
+    Profile,
+)
 
 # Sorted neighbours needed before their order counts as a rule: tools keep imports sorted; people seldom sort
 # functions and classes, so a few in alphabetical order by chance must not decide; keys and items in between.
 MIN_SORTED = {"import": 2, "definition": 6, "entry": 4}
 MIN_SORTED_OTHER = 3
+# Only the neighbours this near must be sorted: a long list kept sorted by hand has a stray entry somewhere
+# (cobra's projects list: "VMware's [Tanzu...]" among "[Name](...)" entries).
+SORTED_WINDOW = 6
+GROUPED_BY_BLANK_LINES = frozenset({"import"})
 
 
 def order_insertions(
-    profile: Profile, ours: list[Member], theirs: list[Member], left: list[Member], right: list[Member]
-) -> tuple[list[Member], str]:
+    profile: Profile,
+    ours: list[Member],
+    theirs: list[Member],
+    left: list[Member],
+    right: list[Member],
+    rules: Collection[str] = ORDER_RULES,
+) -> tuple[list[Member], str] | None:
     """Both sides' insertions at one place, ordered; ``left`` and ``right`` are the base members around it
-    (nearest last and nearest first)."""
+    (nearest last and nearest first). None: no rule of ``rules`` orders them."""
     inserted = ours + theirs
     families = {member.family for member in inserted}
     if len(families) == 1:
         family = families.pop()
-        before = _run(reversed(left), family)[::-1]
-        after = _run(right, family)
-        ordered = _sorted(ours, theirs, before, after, family)
+        before, after = _run_before(left, family), _run_after(right, family)
+        if family in GROUPED_BY_BLANK_LINES and right and _starts_group(right[0]) and _start_a_group(ours, theirs):
+            before, after = [], _run_after(right, family, joined=True)  # both opened the section below
+        ordered = _sorted(ours, theirs, before, after, family) if SORTED in rules else None
         if ordered is not None:
             return ordered, SORTED
-        ordered = _grouped(ours, theirs, before, after)
+        ordered = _grouped(ours, theirs, before, after) if GROUPED in rules else None
         if ordered is not None:
             return ordered, GROUPED
-    if profile.newest_first and not left and right:
+    if NEWEST_FIRST in rules and profile.newest_first and not left and right:
         return theirs + ours, NEWEST_FIRST
-    return inserted, FINISH_ORDER
+    return (inserted, FINISH_ORDER) if FINISH_ORDER in rules else None
 
 
-def _run(members: Iterable[Member], family: str) -> list[Member]:
-    """The members up to the first of another family."""
-    run = []
-    for member in members:
+def _run_before(left: list[Member], family: str) -> list[Member]:
+    """The members just before the place, back to the first of another family -- or, for imports, to the
+    first of their group: blank lines part sections (standard library, third party, the project's own), each
+    sorted on its own."""
+    run: list[Member] = []
+    for member in reversed(left):
         if member.family != family:
+            break
+        run.append(member)
+        if family in GROUPED_BY_BLANK_LINES and _starts_group(member):
+            break
+    return run[::-1]
+
+
+def _run_after(right: list[Member], family: str, joined: bool = False) -> list[Member]:
+    """The members just after the place, up to the first of another family (or, for imports, of another
+    group: at the border of two sections only the one above counts -- unless the insertions ``joined`` the
+    one below)."""
+    run: list[Member] = []
+    for i, member in enumerate(right):
+        if member.family != family or family in GROUPED_BY_BLANK_LINES and _starts_group(member) and (i or not joined):
             break
         run.append(member)
     return run
 
 
+def _starts_group(member: Member) -> bool:
+    return member.gap.count(b"\n") >= 2
+
+
+def _start_a_group(ours: list[Member], theirs: list[Member]) -> bool:
+    """Both sides put a blank line above what they inserted at a section border: it opens the section below."""
+    return _starts_group(ours[0]) and _starts_group(theirs[0])
+
+
 def _sorted(
     ours: list[Member], theirs: list[Member], before: list[Member], after: list[Member], family: str
 ) -> list[Member] | None:
+    before, after = before[-SORTED_WINDOW:], after[:SORTED_WINDOW]
     if len(before) + len(after) < MIN_SORTED.get(family, MIN_SORTED_OTHER):
         return None
     for k in range(min(len(member.keys) for member in [*ours, *theirs, *before, *after])):
