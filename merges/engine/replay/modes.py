@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from merges.engine.conflicts import TEXT_KINDS, describe_conflicts, safe_marker_size
+from merges.engine.conflicts import TEXT_KINDS, ConflictDetail, describe_conflicts, safe_marker_size
 from merges.engine.git import Git, GitError, MergeTreeResult
 from merges.engine.llm import SideIntent
 from merges.engine.mergefile import git_merge_file
@@ -110,7 +110,7 @@ def _score_merge(git: Git, report: ReplayReport, merge: str, result: MergeTreeRe
             report.hunks += 1
             continue
 
-        def resolve(rules: Collection[str], detail=detail) -> FileResolution:
+        def resolve(rules: Collection[str], detail: ConflictDetail = detail) -> FileResolution:
             return resolve_file(detail, report.rule_set, order_rules=rules)
 
         started = time.monotonic()

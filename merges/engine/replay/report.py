@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 WAYS = ("exact", "layout", "equivalent")
 
@@ -46,7 +47,7 @@ class Score:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"resolved": self.resolved, **{way: getattr(self, way) for way in WAYS}, "unjudged": self.unjudged,
                 **{f"{way}_precision": self.precision(way) for way in WAYS}}
 
@@ -63,7 +64,7 @@ class AgentTally:
     seconds: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         per_hunk = self.hunks or None
         return {"files": self.files, "hunks": self.hunks, **self.score.as_dict(), "invocations": self.invocations,
                 "cost_usd": self.cost_usd, "seconds": self.seconds,
@@ -108,8 +109,8 @@ class ReplayReport:
     def ms_per_hunk(self) -> float | None:
         return 1000 * self.resolve_seconds / self.hunks if self.hunks else None
 
-    def as_dict(self) -> dict:
-        def table(scores: dict[str, Score]) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        def table(scores: dict[str, Score]) -> dict[str, Any]:
             return {name: score.as_dict() for name, score in sorted(scores.items())}
 
         languages = {name: {"hunks": self.hunks_by_language[name], **self.languages.get(name, Score()).as_dict()}
