@@ -191,7 +191,9 @@ def test_the_merge_and_review_pages_say_how_the_structured_tier_kept_both(tmp_pa
     merge_page = alice_client.get(reverse("coordination:merge_attempt", args=[attempt.pk])).content.decode()
     review_page = alice_client.get(reverse("coordination:review", args=[attempt.pk])).content.decode()
 
-    row = merge_page.split("<code>service.py</code>")[1].split("</tr>")[0]
-    assert "<td>structured</td>" in row and "kept both: class members, finish order" in row
-    hunk = review_page.split('id="hunk-')[1].split("</article>")[0]
+    [conflict] = attempt.conflict_files.all()
+    anchor = f'id="hunk-{conflict.pk}-0"'
+    row = merge_page.split(anchor)[1].split("</tr>")[0]
+    assert "resolver: structured" in row and "kept both: class members, finish order" in row
+    hunk = review_page.split(anchor)[1].split("</article>")[0]
     assert "resolver: structured" in hunk and "kept both: class members, finish order" in hunk
