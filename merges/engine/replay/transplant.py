@@ -50,7 +50,7 @@ def transplant(p_text: str, c1_text: str, c2_text: str) -> Transplant | None:
                 return None
             at = before + 1 if before is not None else after
             assert at is not None
-            if before is None or after is None:
+            if _beside_new(c1, kept, i1):
                 beside_new.append((j1, at + shift, j2 - j1))
             moved.append(Edit(at, at, tuple(c2[j1:j2])))
             shift += j2 - j1
@@ -62,3 +62,11 @@ def transplant(p_text: str, c1_text: str, c2_text: str) -> Transplant | None:
         moved.append(Edit(first, first + len(lines), tuple(c2[j1:j2])))
         shift += (j2 - j1) - len(lines)
     return Transplant("\n".join(apply(p, moved)), beside_new)
+
+
+def _beside_new(c1: list[str], kept: dict[int, int], at: int) -> bool:
+    """Whether the nearest lines with text above or below C1's line ``at`` are lines C1 introduced (blank
+    lines are skipped: a blank line C1 added may have been matched to one of P's)."""
+    above = next((i for i in range(at - 1, -1, -1) if c1[i].strip()), -1)
+    below = next((i for i in range(at, len(c1)) if c1[i].strip()), len(c1))
+    return above not in kept or below not in kept
