@@ -179,11 +179,11 @@ def test_a_transplant_that_would_move_c2s_lines_to_another_owner_is_known_by_syn
     js_p, js_c1 = "function a() {}\n\nfunction c() {}\n", "function a() {}\n\nfunction b() {}\n\nfunction c() {}\n"
     documented = js_c1.replace("function b", "/** Bees. */\nfunction b")  # a comment for C1's b: lands above c
     assert transplant(js_p, js_c1, documented).moved_away("a.js", documented)
-    py_p = "import os\n\n\ndef first():\n    return 1\n"
-    py_c1 = py_p + "\n\ndef second():\n    x = 2\n    return x\n"
-    in_second = py_c1 + "\n    assert x\n"  # after a blank line, in C1's new function: lands in first()
+    py_p = "import os\n\n\ndef first():\n    return 1\n\n"  # ends with a blank line: C1's last one aligns with it
+    py_c1 = "import os\nimport sys\n\n\ndef first():\n    return 1\n\n\ndef second():\n    x = 2\n\n"
+    in_second = py_c1 + "    assert x\n\n"  # after a blank line, in C1's new function: lands in first()
     moved = transplant(py_p, py_c1, in_second)
-    assert moved.text == py_p + "\n    assert x\n" and moved.moved_away("a.py", in_second)
+    assert moved.text == py_p + "    assert x\n\n" and moved.moved_away("a.py", in_second)
 
 
 def test_replay_command_prints_json(tmp_path):
