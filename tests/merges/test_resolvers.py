@@ -194,10 +194,13 @@ def test_changelog_union_appends_both_entries_ours_first():
     assert result.text == CHANGES.replace("-   Fix two.\n", both)
 
 
-def test_changelog_union_declines_entries_put_at_the_top_of_a_list():
+def test_changelog_union_declines_entries_put_at_the_top_of_a_list_and_the_structured_tier_puts_newest_first():
     ours = CHANGES.replace("\n-   Fix one.", "\n-   Ours.\n-   Fix one.")
     theirs = CHANGES.replace("\n-   Fix one.", "\n-   Theirs.\n-   Fix one.")
-    assert settled_by(resolve(CHANGES, ours, theirs, path="CHANGES.rst")) == [None]
+    result = resolve(CHANGES, ours, theirs, path="CHANGES.rst")
+    assert settled_by(result) == ["structured"]  # the line rules declined it
+    assert result.outcomes[0].order == "newest first"
+    assert result.text == CHANGES.replace("\n-   Fix one.", "\n-   Theirs.\n-   Ours.\n-   Fix one.")
 
 
 def test_changelog_union_is_only_for_changelogs():
