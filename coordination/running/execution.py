@@ -11,7 +11,7 @@ import json
 import logging
 import shlex
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -165,7 +165,9 @@ def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
             return ProcessResult(2, "the claude executor runs in local sandboxes only\n", False, 0.0), {}
         with reserved_budget(task.ticket_id) as reservation:  # parallel agents share, never double, the budget
             run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
-                                  settings=llm_settings(), budget=reservation.budget,
+                                  settings=replace(llm_settings(), confinement=workspace.agent_confinement(
+                                      readonly=[sandbox.clone.repo / "objects"], writable=[sandbox.scratch])),
+                                  budget=reservation.budget,
                                   allow_bash=settings.DAGMERGE_CLAUDE_ALLOW_BASH, on_output=on_output)
             reservation.spend(run.invocations, run.cost_usd)
         return run.process, {"llm_invocations": run.invocations, "cost_usd": run.cost_usd, "summary": run.summary}
