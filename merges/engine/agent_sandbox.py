@@ -34,6 +34,8 @@ AGENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
 AGENT_ENV_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
                    "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS")
 FILE_BYTES = 1 << 30  # RLIMIT_FSIZE, as for tasks
+# The confined CLI talks to the API only: no telemetry, error reports or update checks (other hosts).
+FIXED_ENV = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
 
 _LAUNCHER = """\
 import json, os, resource, sys
@@ -116,7 +118,7 @@ def _plan(cli: Path, workdir: Path, home: Path, confinement: AgentConfinement,
                 hide=confinement.hide, network=True, env={}, bwrap=confinement.isolation.bwrap)
     return {"bwrap": confinement.isolation.bwrap, "options": argv[1:-2], "cli": str(cli),
             "names": sorted({*names, *AGENT_ENV_NAMES, "PATH", "LANG", "LC_ALL", "TZ"}),
-            "prefixes": list(AGENT_ENV_PREFIXES), "env": {"HOME": str(home), "TMPDIR": "/tmp"},
+            "prefixes": list(AGENT_ENV_PREFIXES), "env": {"HOME": str(home), "TMPDIR": "/tmp", **FIXED_ENV},
             "file_bytes": FILE_BYTES}
 
 

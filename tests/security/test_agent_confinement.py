@@ -48,6 +48,7 @@ def assert_confined(call: dict, home: Path) -> None:
     assert call["env"]["ANTHROPIC_API_KEY"] == CANARIES["ANTHROPIC_API_KEY"]  # the one secret it holds
     assert not any(value == "" for value in call["env"].values()), "the worker's variables are gone, not blanked"
     assert not Path(call["env"]["HOME"]).is_relative_to(home)
+    assert call["env"]["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"  # the API its only host
 
 
 @pytest.mark.django_db(transaction=True)
