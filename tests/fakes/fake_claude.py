@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import socketserver
 import sys
@@ -58,11 +59,13 @@ def install(directory: Path, scenario: dict[str, Any]) -> Path:
     if scenario.get("record"):
         scenario = {**scenario, "record_to": _recorder(Path(scenario["record"]))}
     scenario_file.write_text(json.dumps(scenario))
+    program = directory / "fake_claude.py"  # beside the wrapper: a confined CLI sees its own folder only
+    shutil.copyfile(Path(__file__).resolve(), program)
     wrapper = directory / "claude"
     wrapper.write_text(
         "#!/bin/sh\n"
         f"{SCENARIO_ENV}={shlex.quote(str(scenario_file))} "
-        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} \"$@\"\n"
+        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(program))} \"$@\"\n"
     )
     wrapper.chmod(0o755)
     return wrapper

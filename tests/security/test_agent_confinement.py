@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.scenarios import run_ticket, sh, source_repo
 from tests.security.conftest import CANARIES
 
 MARKER = "CANARY-MARKER-IN-DAGMERGE-HOME"
+PYTHON = (Path(sys.prefix), Path(sys.base_prefix))  # the fake CLI's interpreter, wherever the checkout lies
 
 
 def probes(home: Path) -> list[str]:
@@ -101,7 +103,7 @@ def test_the_api_key_is_on_no_host_command_line_while_the_agent_runs(tmp_path, m
     worktree, paths = _conflicted(tmp_path)
     cli = install(tmp_path / "fake", {"variant": "hang"})
     settings = LLMSettings(cli_path=str(cli), timeout_s=4, max_retries=0,
-                           confinement=AgentConfinement(Isolation.detect()))
+                           confinement=AgentConfinement(Isolation.detect(), readonly=PYTHON))
     seen: list[str] = []
     done = threading.Event()
 
