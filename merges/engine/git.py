@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from merges.engine.git_config import NETWORK_TIMEOUT_S, git_environment, neutral_config
+from merges.engine.git_config import NETWORK_TIMEOUT_S, ConfigUnreadable, git_environment, neutral_config
 from merges.engine.processes import check_io_allowed
 
 ZERO_SHA = "0" * 40
@@ -107,6 +107,8 @@ class Git:
                 timeout=timeout or (NETWORK_TIMEOUT_S if network else None),
                 check=False,
             )
+        except ConfigUnreadable as exc:  # not run: it would have failed on that config as git does, with 128
+            proc = subprocess.CompletedProcess(list(args), 128, b"", str(exc).encode())
         except subprocess.TimeoutExpired as exc:
             raise GitError(args, -1, f"timed out after {exc.timeout:g} s") from None
         except OSError as exc:  # the repository folder is gone (or git is): say so like any git failure

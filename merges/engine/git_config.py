@@ -79,6 +79,10 @@ def git_environment(extra: dict[str, str] | None = None, network: bool = False) 
 Stamps = tuple[tuple[str, tuple[int, ...] | None], ...]
 
 
+class ConfigUnreadable(Exception):
+    """git cannot read the config of the repository a call is about to run in."""
+
+
 @dataclass(frozen=True)
 class _Scan:
     """The named programs the config of one repository defines, and the files it came from with their
@@ -121,12 +125,12 @@ def _named_overrides(repo: Path, env: dict[str, str]) -> tuple[tuple[str, str], 
     if cached is not None and cached.stamps is not None and _stamp(p for p, _ in cached.stamps) == cached.stamps:
         return cached.overrides
     watched = [str(repo / ".git"), str(repo / ".git" / "config"), str(repo / "config")]
-    try:
-        proc = subprocess.run(["git", "config", "--list", "--includes", "--show-origin", "--name-only", "-z"],
-                              cwd=repo, capture_output=True, env=git_environment(env), check=False,
-                              timeout=SCAN_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):  # no such folder, or a config that never ends: the call fails too
-        return ()
+    # OSError (no such folder) and TimeoutExpired (a config that never ends) fail the call as they would fail it.
+    proc = subprocess.run(["git", "config", "--list", "--includes", "--show-origin", "--name-only", "-z"],
+                          cwd=repo, capture_output=True, env=git_environment(env), check=False,
+                          timeout=SCAN_TIMEOUT_S)
+    if proc.returncode:  # a config git cannot read: the call would fail on it too, so fail before it starts
+        raise ConfigUnreadable(proc.stderr.decode(errors="replace").strip() or f"git config: {proc.returncode}")
     fields = proc.stdout.decode(errors="replace").split("\0")
     overrides: list[tuple[str, str]] = []
     includes = False

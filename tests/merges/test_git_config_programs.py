@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from merges.engine.git import Git
+from merges.engine.git import Git, GitError
 from tests.gitrepo import Repo
 
 WAYS = ["config", "include", "includeIf-gitdir", "includeIf-onbranch", "includeIf-hasconfig", "dot-git-elsewhere"]
@@ -161,3 +161,17 @@ def test_no_program_a_repository_config_names_runs_in_dagmermes_git(tmp_path, wa
         git.run(*args, ok=range(256), network=network, timeout=60)
     assert not marker.exists(), marker.read_text()
     assert git.run("log", "-1", "--format=%s").stdout == b"more\n", "and the commands did their work"
+
+
+def test_a_config_git_cannot_read_fails_the_call_before_it_runs(tmp_path):
+    """Had the listing failed quietly, the call would run with nothing of the config reset; git refuses such a
+    config in every command anyway, so the call fails as git would (status 128), without starting."""
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"a.txt": "a\n"})
+    with open(repo.path / ".git" / "config", "a") as config:
+        config.write("[filter \"evil\"]\n\tclean = touch ran\n[broken\n")
+    with pytest.raises(GitError) as failed:
+        repo.git.run("status")
+    assert failed.value.returncode == 128 and "bad config line" in failed.value.stderr
+    assert repo.git.run("add", "-A", ok=(0, 128)).returncode == 128
+    assert not (repo.path / "ran").exists()
