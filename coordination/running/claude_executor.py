@@ -4,7 +4,8 @@ The agent gets the task's instructions and context, edits files with its tools, 
 what it left, as for a shell command. Its messages go to the task log as they come, one line each, and its
 result comes back shaped like a command's (``ProcessResult``) with the cost on top.
 
-The CLI runs on this machine with ``cwd`` = the sandbox's ``workdir``, so the sandbox must be local.
+The CLI runs on this machine with ``cwd`` = the sandbox's ``workdir``, so the sandbox must be local; with
+``settings.confinement`` it runs under bubblewrap, reaching that folder and the network only.
 claude-agent-sdk is the ``agents`` extra: without it a claude task ends, not started, with a line saying
 what to install.
 """
@@ -19,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from coordination.running.sandboxes.base import OUTPUT_TAIL_BYTES, ProcessResult
+from merges.engine.agent_sandbox import agent_environment
 from merges.engine.extras import MissingExtra
 from merges.engine.llm import (
     BUDGET_EXHAUSTED,
     AgentFailure,
     Budget,
     LLMSettings,
-    agent_environment,
     agent_sdk,
     redact,
     run_agent,
@@ -78,7 +79,8 @@ def run_claude_task(instructions: str, context: Mapping[str, Any], workdir: Path
     )
     started = time.monotonic()
     try:
-        run = run_agent(task_prompt(instructions, context), options, timeout_s, on_line=emit)
+        run = run_agent(task_prompt(instructions, context), options, timeout_s, on_line=emit,
+                        confinement=settings.confinement)
     except AgentFailure as failure:
         emit(f"claude: {failure}")
         process = ProcessResult(None if failure.timed_out else 1, _tail(lines), failure.timed_out,

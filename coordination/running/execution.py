@@ -11,7 +11,7 @@ import json
 import logging
 import shlex
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
 from coordination.running.leases import Heartbeat, Lease
 from coordination.running.llm_budget import reserved_budget
-from coordination.running.sandboxes.base import ProcessResult, Sandbox
+from coordination.running.sandboxes.base import ProcessResult, Sandbox, UnreadableFile
 from coordination.running.sandboxes.local import LocalSandbox
 from merges.engine.isolation import Isolation
 from merges.engine.processes import process_environment
@@ -36,7 +36,7 @@ from merges.engine.processes import process_environment
 log = logging.getLogger(__name__)
 
 LOG_FLUSH_SECONDS = 1.0
-MAX_RESULT_BYTES = 1 << 20  # $DAGMERGE_RESULT is read into memory and stored in a row: bounded
+MAX_RESULT_BYTES = 1 << 20  # $DAGMERGE_RESULT is read into memory and stored in a row: bounded before reading
 
 
 @dataclass
@@ -123,7 +123,9 @@ def execute(task: Task, heartbeat: Heartbeat | None = None) -> Outcome:
             result["ownership_violations"] = outside
         error = _process_error(task, process)
         try:
-            result["data"] = _parse_result(sandbox.read_file("result.json"))
+            result["data"] = _parse_result(sandbox.read_file("result.json", MAX_RESULT_BYTES))
+        except UnreadableFile as exc:
+            error = error or f"$DAGMERGE_RESULT {exc}"
         except ValueError as exc:
             error = error or str(exc)
         status = "failed" if error else "succeeded"
@@ -163,7 +165,9 @@ def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,
             return ProcessResult(2, "the claude executor runs in local sandboxes only\n", False, 0.0), {}
         with reserved_budget(task.ticket_id) as reservation:  # parallel agents share, never double, the budget
             run = run_claude_task(task.instructions, task_context(task), sandbox.workdir, env=env, timeout_s=timeout,
-                                  settings=llm_settings(), budget=reservation.budget,
+                                  settings=replace(llm_settings(), confinement=workspace.agent_confinement(
+                                      readonly=[sandbox.clone.repo / "objects"], writable=[sandbox.scratch])),
+                                  budget=reservation.budget,
                                   allow_bash=settings.DAGMERGE_CLAUDE_ALLOW_BASH, on_output=on_output)
             reservation.spend(run.invocations, run.cost_usd)
         return run.process, {"llm_invocations": run.invocations, "cost_usd": run.cost_usd, "summary": run.summary}
@@ -215,8 +219,6 @@ def _process_error(task: Task, process: ProcessResult) -> str:
 def _parse_result(data: bytes | None) -> Any:
     if data is None or not data.strip():
         return None
-    if len(data) > MAX_RESULT_BYTES:
-        raise ValueError(f"$DAGMERGE_RESULT holds {len(data)} bytes; at most {MAX_RESULT_BYTES} are kept")
     try:
         parsed = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

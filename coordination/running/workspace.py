@@ -8,13 +8,16 @@ with a lease naming the value dagmerge last pushed, so a branch someone else mov
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 
+from coordination.running.sandboxes.local import PYTHON_PREFIXES
+from merges.engine.agent_sandbox import AgentConfinement
 from merges.engine.git import Git, GitError
+from merges.engine.isolation import Isolation
 
 
 class RepositoryError(Exception):
@@ -44,6 +47,15 @@ def hidden_from_tasks() -> list[Path]:
     hidden = {settings.DAGMERGE_HOME, settings.DAGMERGE_SECRETS_DIR, settings.DAGMERGE_WORKSPACE, Path("/run"),
               *(home / s for s in HOME_SECRETS)}
     return sorted(p for p in hidden if p != Path("/"))
+
+
+def agent_confinement(readonly: Sequence[Path] = (), writable: Sequence[Path] = ()) -> AgentConfinement:
+    """How the Claude CLI runs (the claude executor's agent, the agent resolver): under bubblewrap, seeing
+    what a task sees — its own folder, the network, ``readonly`` and ``writable`` — or unconfined in
+    trusted-code mode."""
+    return AgentConfinement(Isolation.detect(), trusted=settings.DAGMERGE_TRUSTED_CODE,
+                            hide=tuple(hidden_from_tasks()), readonly=(*PYTHON_PREFIXES, *readonly),
+                            writable=tuple(writable))
 
 
 def clone_path(repository_id: int) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 from django.conf import settings
 
@@ -34,7 +35,8 @@ def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:
         policy=LadderPolicy(
             # Tasks of one ticket are siblings: both changes are meant to land.
             rule_set="complementary", conflict_threshold=ticket.conflict_threshold,
-            review_policy=ticket.review_policy, llm=llm_settings(), budget=ticket_budget(ticket),
+            review_policy=ticket.review_policy, budget=ticket_budget(ticket),
+            llm=replace(llm_settings(), confinement=workspace.agent_confinement()),
             store=DatabaseResolutions(ticket.repository_id), worktree_root=merges_root,
         ),
         verify=VerifyCommand(ticket.verify_command, settings.DAGMERGE_MERGE_TIMEOUT, merges_root,

@@ -2,10 +2,12 @@
 
 dagmerge operates on repositories it did not write (CVE-2022-24765, CVE-2024-32002), so every call
 neutralises what a repository's config could make git run: hooks, fsmonitor, ssh and credential
-programs, pagers and editors, and every filter, textconv and merge driver the repository names (read
-with ``git config`` first, which runs nothing). The environment is an allow-list: no secret of the
-worker reaches git or anything git starts; only network calls (``network=True``) keep what they need to
-authenticate (HOME for the operator's own ~/.gitconfig and ~/.ssh, SSH_AUTH_SOCK), and they time out.
+programs, pagers, editors and signing programs, submodule recursion, and every filter, textconv and merge
+driver and remote program the config names (listed by ``git config`` in the repository first, which runs
+nothing, so includes and conditional includes count as git will count them). The environment is an
+allow-list: no secret of the worker reaches git or anything git starts; only network calls
+(``network=True``) keep what they need to authenticate (HOME for the operator's own ~/.gitconfig and
+~/.ssh, SSH_AUTH_SOCK), and they time out.
 
 ``processes.check_io_allowed`` runs before each git process starts: it raises inside a database
 transaction, where no I/O belongs.
@@ -13,7 +15,6 @@ transaction, where no I/O belongs.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import tempfile
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from merges.engine.git_config import NETWORK_TIMEOUT_S, ConfigUnreadable, git_environment, neutral_config
 from merges.engine.processes import check_io_allowed
 
 ZERO_SHA = "0" * 40
@@ -39,72 +41,6 @@ class GitError(Exception):
 
 class RefMoved(GitError):
     """A compare-and-swap ref update found the ref at another value than expected."""
-
-
-@functools.cache
-def _empty_hooks_dir() -> str:
-    """One empty folder per user, reused by every process (a fresh one per process would pile up)."""
-    path = Path(tempfile.gettempdir()) / f"dagmerge-nohooks-{os.getuid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    if path.stat().st_uid != os.getuid() or any(path.iterdir()):
-        return tempfile.mkdtemp(prefix="dagmerge-nohooks-")  # someone else's, or not empty: not ours to use
-    return str(path)
-
-
-ENV_ALLOWED = ("PATH", "LANG", "TZ")
-NETWORK_ENV_ALLOWED = ("HOME", "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy", "HTTPS_PROXY",
-                       "HTTP_PROXY", "NO_PROXY")
-NETWORK_TIMEOUT_S = 300.0
-
-# Config keys that make git run a program, reset to harmless values on every call.
-NEUTRAL_CONFIG = (
-    ("core.fsmonitor", "false"), ("core.untrackedCache", "false"), ("core.sshCommand", "ssh"),
-    ("core.pager", "cat"), ("core.editor", "true"), ("core.askPass", ""), ("credential.helper", ""),
-    ("protocol.ext.allow", "never"), ("uploadpack.packObjectsHook", ""), ("diff.external", ""),
-    ("commit.gpgSign", "false"), ("tag.gpgSign", "false"), ("gpg.program", "false"),
-    ("sequence.editor", "true"), ("core.alternateRefsCommand", ""), ("receive.procReceiveRefs", ""),
-)
-# Per-driver keys: any name the repository's config defines gets them emptied.
-DRIVER_KEYS = {"filter": ("clean", "smudge", "process"), "diff": ("textconv", "command"), "merge": ("driver",)}
-
-
-def _git_env(extra: dict[str, str] | None = None, network: bool = False) -> dict[str, str]:
-    """An allow-list, not the worker's environment: ANTHROPIC_API_KEY, DATABASE_URL and the like never
-    reach git, its hooks (none run) or a receive-pack on a local push. The global config is the
-    operator's own and read only for network calls (credentials for the source repository)."""
-    allowed = ENV_ALLOWED + (NETWORK_ENV_ALLOWED if network else ())
-    env = {k: os.environ[k] for k in allowed if k in os.environ}
-    env.setdefault("PATH", os.defpath)
-    if not network:
-        env["GIT_CONFIG_GLOBAL"] = os.devnull
-    env.update(
-        GIT_TERMINAL_PROMPT="0",
-        GIT_CONFIG_NOSYSTEM="1",
-        LC_ALL="C",
-        GIT_AUTHOR_NAME="dagmerge",
-        GIT_AUTHOR_EMAIL="dagmerge@localhost",
-        GIT_COMMITTER_NAME="dagmerge",
-        GIT_COMMITTER_EMAIL="dagmerge@localhost",
-    )
-    if extra:
-        env.update(extra)
-    return env
-
-
-@functools.lru_cache(maxsize=256)
-def _drivers_in(config: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
-    """(key, "") for each driver program named in a config file; cached while the file is unchanged."""
-    proc = subprocess.run(["git", "config", "--file", config, "--includes", "--name-only", "--list", "-z"],
-                          capture_output=True, env=_git_env(), check=False, timeout=30)
-    overrides = []
-    for key in proc.stdout.decode(errors="replace").split("\0"):
-        section, _, rest = key.partition(".")
-        name, _, _ = rest.rpartition(".")
-        if section.lower() in DRIVER_KEYS and name:
-            overrides += [(f"{section}.{name}.{k}", "") for k in DRIVER_KEYS[section.lower()]]
-    if any(key.lower().startswith("filter.") for key, _ in overrides):
-        overrides += [(f"filter.{k.split('.')[1]}.required", "false") for k, _ in overrides if k.startswith("filter.")]
-    return tuple(dict.fromkeys(overrides))
 
 
 @dataclass(frozen=True)
@@ -146,19 +82,8 @@ class Git:
         """For commands that need no repository (ls-remote, check-ref-format)."""
         return cls(tempfile.gettempdir())
 
-    def _argv(self, args: Sequence[str]) -> list[str]:
-        settings = [("core.hooksPath", _empty_hooks_dir()), *NEUTRAL_CONFIG, *self._driver_overrides()]
-        return ["git", *(arg for key, value in settings for arg in ("-c", f"{key}={value}")), *args]
-
-    def _driver_overrides(self) -> list[tuple[str, str]]:
-        """Empty every filter / textconv / merge driver the repository's config names (reading config
-        runs nothing), so a planted ``filter.x.clean`` never runs in dagmerge's ``add`` or ``diff``."""
-        config = self.repo / "config" if (self.repo / "config").is_file() else self.repo / ".git" / "config"
-        try:
-            stat = config.stat()
-        except OSError:
-            return []
-        return list(_drivers_in(str(config), stat.st_mtime_ns, stat.st_size))
+    def _argv(self, args: Sequence[str], cwd: Path, env: dict[str, str]) -> list[str]:
+        return ["git", *(arg for key, value in neutral_config(cwd, env) for arg in ("-c", f"{key}={value}")), *args]
 
     def run(
         self,
@@ -171,16 +96,19 @@ class Git:
         network: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
         check_io_allowed()
+        where, extra = Path(cwd or self.repo), {**self._extra_env, **(env or {})}
         try:
             proc = subprocess.run(
-                self._argv(args),
-                cwd=cwd or self.repo,
+                self._argv(args, where, extra),
+                cwd=where,
                 input=input,
                 capture_output=True,
-                env=_git_env({**self._extra_env, **(env or {})}, network=network),
+                env=git_environment(extra, network=network),
                 timeout=timeout or (NETWORK_TIMEOUT_S if network else None),
                 check=False,
             )
+        except ConfigUnreadable as exc:  # not run: it would have failed on that config as git does, with 128
+            proc = subprocess.CompletedProcess(list(args), 128, b"", str(exc).encode())
         except subprocess.TimeoutExpired as exc:
             raise GitError(args, -1, f"timed out after {exc.timeout:g} s") from None
         except OSError as exc:  # the repository folder is gone (or git is): say so like any git failure

@@ -20,6 +20,8 @@ from typing import Literal
 from merges.engine.processes import ProcessBound, process_bound, process_environment
 
 Mode = Literal["bubblewrap", "trusted"]
+# With systemd-resolved it is a link into /run, which tasks do not see: bound back where network is on.
+RESOLV_CONF = Path("/etc/resolv.conf")
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,12 @@ def wrap(argv: Sequence[str], *, workdir: Path, writable: Sequence[Path] = (), r
     puts an empty read-only tmpfs over a directory (a file is covered by /dev/null): the workdir may lie
     inside a hidden directory (DAGMERGE_HOME/workspace/worktrees/<name>), so mounts are ordered by depth —
     a deeper mount always lands on top of a shallower one — and hidden directories are made read-only last
-    (non-recursively, so the workdir bound inside stays writable). The task gets exactly ``env``.
+    (non-recursively, so the workdir bound inside stays writable). The task gets exactly ``env``. With the
+    network on, the file /etc/resolv.conf links to stays readable, hidden folder or not.
     """
     kinds: dict[Path, str] = {Path("/tmp"): "tmp"}
+    if network and RESOLV_CONF.exists() and _absolute(RESOLV_CONF) != RESOLV_CONF:
+        readonly = [*readonly, RESOLV_CONF]  # its real path: names still resolve with /run hidden
     for kind, paths in (("hide", hide), ("readonly", readonly), ("writable", [*writable, workdir])):
         for path in map(_absolute, paths):
             if kinds.setdefault(path, kind) != kind:

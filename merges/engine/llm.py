@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from merges.engine.agent_checks import check_resolution, worktree_state
 from merges.engine.agent_checks import restore as _restore
+from merges.engine.agent_sandbox import AgentConfinement, AgentRefused, agent_environment, confined
 from merges.engine.extras import AGENT_SDK, MissingExtra, install_hint, load
 from merges.engine.processes import process_environment
 
@@ -36,10 +37,6 @@ NO_API_KEY = f"no {API_KEY_ENV} configured: the conflict goes to a person"
 NO_AGENT_SDK = (f"the agent tier is unavailable: claude-agent-sdk is not installed ({install_hint()}); "
                 "the conflict goes to a person")
 BUDGET_EXHAUSTED = "LLM budget exhausted"
-# What the CLI itself needs from the worker's environment: its key and options, and a way out to the API.
-AGENT_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
-AGENT_ENV_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-                   "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS")
 RESOLVER_TOOLS = ("Read", "Edit", "Write", "Grep", "Glob")
 # Result subtypes a second try would only repeat: the same limits apply to it.
 FINAL_RESULT_SUBTYPES = ("error_max_turns", "error_max_budget_usd")
@@ -67,6 +64,7 @@ class LLMSettings:
     backoff_base_s: float = 2.0
     cli_path: str | None = None
     api_key_present: bool = field(default_factory=_api_key_in_environment)
+    confinement: AgentConfinement | None = None  # None: the CLI runs on the worker as it is (the engine alone)
 
 
 @dataclass(frozen=True)
@@ -135,17 +133,20 @@ class AgentFailure(Exception):
 
 
 def run_agent(prompt: str, options: ClaudeAgentOptions, timeout_s: float,
-              on_line: Callable[[str], None] | None = None) -> AgentRun:
+              on_line: Callable[[str], None] | None = None, confinement: AgentConfinement | None = None) -> AgentRun:
     """Run one agent session to its result, in a fresh event loop; raise AgentFailure otherwise.
 
-    At the timeout the SDK closes the CLI: stdin EOF, 5 s grace, SIGTERM, SIGKILL; the wait here covers it,
-    so no CLI process outlives the call.
+    With ``confinement`` the CLI runs under bubblewrap (``agent_sandbox``). At the timeout the SDK closes the
+    CLI: stdin EOF, 5 s grace, SIGTERM, SIGKILL; the wait here covers it, so no CLI process outlives the call.
     """
     sdk = agent_sdk()
     run = AgentRun()
     options = replace(options, stderr=lambda line: _keep_tail(run.stderr, line))
     try:
-        asyncio.run(asyncio.wait_for(_consume(prompt, options, run, on_line), timeout_s))
+        with confined(options, confinement) as options:
+            asyncio.run(asyncio.wait_for(_consume(prompt, options, run, on_line), timeout_s))
+    except AgentRefused as exc:
+        raise AgentFailure(str(exc), run, transient=False) from None
     except TimeoutError:
         raise AgentFailure(f"timed out after {timeout_s:g} s", run, transient=False, timed_out=True) from None
     except sdk.CLINotFoundError as exc:
@@ -222,18 +223,6 @@ def _keep_tail(lines: list[str], line: str) -> None:
     del lines[:-STDERR_LINES_KEPT]
 
 
-def agent_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """``base`` plus what the CLI needs; the worker's other variables blanked.
-
-    The SDK starts the CLI with the worker's environment overlaid by ``options.env`` and offers no way to
-    drop a variable, so the worker's secrets (database URL, secret key, other API keys) are overridden with
-    "": the agent reads untrusted files, and its Read tool could otherwise show it /proc/self/environ.
-    """
-    blanked = {name: "" for name in os.environ
-               if not (name.startswith(AGENT_ENV_PREFIXES) or name in AGENT_ENV_NAMES)}
-    return {**blanked, **base}
-
-
 def redact(text: str) -> str:
     """Never let the API key reach a log, an error or a result."""
     key = os.environ.get(API_KEY_ENV)
@@ -302,7 +291,7 @@ def _run_with_retries(worktree: Path, prompt: str, settings: LLMSettings, budget
         outcome.invocations += 1
         options = _resolver_options(worktree, settings, budget, outcome.cost_usd)
         try:
-            run = run_agent(prompt, options, settings.timeout_s,
+            run = run_agent(prompt, options, settings.timeout_s, confinement=settings.confinement,
                             on_line=lambda line: log.debug("llm %s: %s", worktree.name, redact(line)))
         except AgentFailure as failure:
             outcome.cost_usd += failure.run.cost_usd

@@ -9,6 +9,7 @@ import pytest
 from daytona import DaytonaError
 from django.core.exceptions import ImproperlyConfigured
 
+from coordination.running.sandboxes.base import UnreadableFile
 from coordination.running.sandboxes.daytona import DaytonaSandbox, DaytonaSettings, SandboxError, settings_from_env
 from merges.engine.git import Git, RefMoved
 from tests.coordination.fake_daytona import FakeDaytona
@@ -133,8 +134,16 @@ def test_the_command_reads_its_context_and_its_result_comes_back(fake, source, c
         result = str(sandbox.scratch / "result.json")
         sandbox.run(["sh", "-c", 'sed s/A/B/ "$DAGMERGE_CONTEXT" > "$DAGMERGE_RESULT"'],
                     {"DAGMERGE_CONTEXT": context, "DAGMERGE_RESULT": result}, 30)
-        assert json.loads(sandbox.read_file("result.json") or b"") == {"task": "B"}
-        assert sandbox.read_file("missing.json") is None
+        assert json.loads(sandbox.read_file("result.json", 1024) or b"") == {"task": "B"}
+        assert sandbox.read_file("missing.json", 1024) is None
+        sandbox.run(["sh", "-c", f"truncate -s 1G {sandbox.scratch}/big.json; ln -s /etc/passwd "
+                                 f"{sandbox.scratch}/link.json"], {}, 30)
+        downloads = len(fake.calls("/files/bulk-download"))
+        for name, refusal in (("big.json", "holds 1073741824 bytes; at most 1024 are kept"),
+                              ("link.json", "is a symbolic link, not a regular file")):
+            with pytest.raises(UnreadableFile, match=refusal):
+                sandbox.read_file(name, 1024)
+        assert len(fake.calls("/files/bulk-download")) == downloads, "checked in the sandbox, never downloaded"
         sandbox.commit_all("A")
         assert sandbox.changed_files(source.head()) == [], "scratch files stay out of the repository"
 

@@ -13,10 +13,14 @@ spawning, handshake and message parsing. What it does is read from a JSON scenar
      "cost_usd": 0.01,
      "exit_code": 1,              # error: exit status after the error result (0: a clean exit)
      "emit_result": true,         # error: false crashes without a result
-     "record": "/path/calls.jsonl"}
+     "record": "/path/calls.jsonl",
+     "probe": ["/path", ...]}     # files the agent tries to read, as its Read tool would: recorded
+
 
 Each invocation appends one JSON line to ``record`` (argv, cwd, pid, time, prompt, environment) when the
-prompt arrives, so tests can assert on what the SDK sent and count retries.
+prompt arrives, so tests can assert on what the SDK sent and count retries. dagmerge runs the CLI under
+bubblewrap, where no file of the test is writable (or even visible) but the network is on, so the fake sends
+each line to a recorder ``install`` starts in the test's process (127.0.0.1), which writes ``record``.
 
 Wire (as claude_agent_sdk 0.2 speaks it): newline-delimited JSON both ways. The SDK sends a
 ``control_request`` ``initialize`` and waits for a ``control_response``, then a ``user`` message, and closes
@@ -29,7 +33,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import socket
+import socketserver
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -48,15 +56,39 @@ def install(directory: Path, scenario: dict[str, Any]) -> Path:
     """
     directory.mkdir(parents=True, exist_ok=True)
     scenario_file = directory / "scenario.json"
+    if scenario.get("record"):
+        scenario = {**scenario, "record_to": _recorder(Path(scenario["record"]))}
     scenario_file.write_text(json.dumps(scenario))
+    program = directory / "fake_claude.py"  # beside the wrapper: a confined CLI sees its own folder only
+    shutil.copyfile(Path(__file__).resolve(), program)
     wrapper = directory / "claude"
     wrapper.write_text(
         "#!/bin/sh\n"
         f"{SCENARIO_ENV}={shlex.quote(str(scenario_file))} "
-        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} \"$@\"\n"
+        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(program))} \"$@\"\n"
     )
     wrapper.chmod(0o755)
     return wrapper
+
+
+def _recorder(record: Path) -> list[Any]:
+    """A listener appending each line it gets to ``record`` and answering how many lines were there before
+    (the fake's invocation number); it lives as long as the test process."""
+    lock = threading.Lock()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            line = self.rfile.readline()
+            with lock:
+                index = len(recorded_calls(record))
+                with open(record, "ab") as out:
+                    out.write(line)
+            self.wfile.write(f"{index}\n".encode())
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return list(server.server_address)
 
 
 def recorded_calls(record: Path) -> list[dict[str, Any]]:
@@ -107,13 +139,14 @@ class FakeCLI:
 
     def turn(self, prompt: str) -> int | None:
         """Run one turn; a number is the exit status to stop with."""
-        record = self.scenario.get("record")
-        index = len(recorded_calls(Path(record))) if record else 0
-        if record:
+        index = 0
+        if self.scenario.get("record_to"):
             call = {"argv": self.argv, "cwd": os.getcwd(), "pid": os.getpid(), "time": time.time(),
-                    "prompt": prompt, "env": dict(os.environ)}
-            with open(record, "a") as out:
-                out.write(json.dumps(call) + "\n")
+                    "prompt": prompt, "env": dict(os.environ), "probed": _probe(self.scenario.get("probe", [])),
+                    "pids": sorted(int(name) for name in os.listdir("/proc") if name.isdigit())}
+            with socket.create_connection(tuple(self.scenario["record_to"]), timeout=30) as recorder:
+                recorder.sendall(json.dumps(call).encode() + b"\n")
+                index = int(recorder.makefile().readline())
         sequence = self.scenario.get("sequence") or [self.scenario.get("variant", "resolve")]
         variant = sequence[min(index, len(sequence) - 1)]
         self.system_init()
@@ -222,6 +255,17 @@ def _prompt_text(message: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     return "\n".join(block.get("text", "") for block in content if block.get("type") == "text")
+
+
+def _probe(paths: list[str]) -> dict[str, str]:
+    """What reading each path gave: its text, or the error."""
+    seen = {}
+    for path in paths:
+        try:
+            seen[path] = Path(path).read_bytes().decode(errors="replace")
+        except OSError as exc:
+            seen[path] = f"error: {exc.strerror}"
+    return seen
 
 
 def _protocol_error(problem: str) -> int:

@@ -272,6 +272,19 @@ def test_network_is_off_by_default_and_on_when_asked(iso, home):
     assert "CONNECTED" in on.output_tail, on.output_tail
 
 
+
+def test_with_the_network_on_names_resolve_though_resolv_conf_links_into_a_hidden_folder(iso, home, monkeypatch):
+    """systemd-resolved makes /etc/resolv.conf a link into /run, which is hidden: a sandbox with the network
+    (the agent's, a task's with ``network: true``) would reach the network and resolve no name."""
+    stub = home / "run" / "resolve" / "stub-resolv.conf"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("nameserver 127.0.0.53\n")
+    link = home.parent / "resolv.conf"
+    link.symlink_to(stub)
+    monkeypatch.setattr(isolation, "RESOLV_CONF", link)
+    assert "nameserver" not in sandboxed(iso, home, f"cat {link}").output_tail
+    assert sandboxed(iso, home, f"cat {link}", network=True).output_tail == "nameserver 127.0.0.53\n"
+
 def test_fork_bomb_is_bounded_and_the_run_ends(iso, home):
     assert iso.processes != "none", "no process bound on this machine: refusing to start a fork bomb"
     mark = f"bomb{random.randrange(10**8)}"

@@ -178,6 +178,23 @@ def test_a_result_file_over_a_mebibyte_fails_its_task_in_one_line(tmp_path):
     assert ticket.tasks.get(key="A").error == "$DAGMERGE_RESULT holds 2000002 bytes; at most 1048576 are kept"
 
 
+
+def test_a_result_file_that_is_huge_a_link_or_a_fifo_is_refused_before_it_is_read(tmp_path):
+    """The result is checked on the file dagmerge opened (no link followed, no FIFO waited on) before a byte
+    is read: a gigabyte (sparse: it costs the task nothing) is never held in the worker's memory."""
+    host_file = tmp_path / "worker-file"
+    host_file.write_text("CANARY-HOST-FILE")
+    ticket = run_ticket(source_repo(tmp_path), [
+        {"key": "huge", "command": sh('truncate -s 1G "$DAGMERGE_RESULT"')},
+        {"key": "link", "command": sh(f'ln -s {host_file} "$DAGMERGE_RESULT"')},
+        {"key": "fifo", "command": sh('mkfifo "$DAGMERGE_RESULT"')},
+    ])
+    errors = {task.key: task.error for task in ticket.tasks.all()}
+    assert errors == {"huge": "$DAGMERGE_RESULT holds 1073741824 bytes; at most 1048576 are kept",
+                      "link": "$DAGMERGE_RESULT is a symbolic link, not a regular file",
+                      "fifo": "$DAGMERGE_RESULT is not a regular file"}
+    assert "CANARY-HOST-FILE" not in str([task.result for task in ticket.tasks.all()])
+
 def test_the_network_is_off_unless_the_task_asks_for_it(tmp_path):
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

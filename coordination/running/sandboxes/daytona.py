@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ImproperlyConfigured
 
-from coordination.running.sandboxes.base import OUTPUT_TAIL_BYTES, ProcessResult
+from coordination.running.sandboxes.base import OUTPUT_TAIL_BYTES, ProcessResult, check_readable
 from merges.engine.extras import DAYTONA_SDK, load
 from merges.engine.git import Git
 
@@ -237,11 +237,15 @@ class DaytonaSandbox:
         self._require_remote().fs.upload_file(data, path)
         return path
 
-    def read_file(self, name: str) -> bytes | None:
-        """A file of the scratch folder, or None when the task did not write it."""
+    def read_file(self, name: str, max_bytes: int) -> bytes | None:
+        """A file of the scratch folder, or None when the task did not write it; its type and size are
+        checked in the sandbox first (``stat`` does not follow a link), so a huge file is never downloaded."""
         path = str(self.scratch / name)
-        if self._exec(["test", "-f", path], cwd=self.scratch, ok=(0, 1)).exit_code:
+        found = self._exec(["stat", "-c", "%f %s", "--", path], cwd=self.scratch, ok=(0, 1))
+        if found.exit_code:
             return None
+        mode, size = (found.result or "").split()
+        check_readable(int(mode, 16), int(size), max_bytes)
         return self._require_remote().fs.download_file(path)
 
     # -- steps --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ next run starts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from coordination.running.sandboxes.base import UnreadableFile, check_readable
 from merges.engine.git import Git, GitError
 from merges.engine.isolation import Isolation
 from merges.engine.runner import ProcessResult, run_confined
@@ -107,9 +109,27 @@ class LocalSandbox:
         path.write_bytes(data)
         return str(path)
 
-    def read_file(self, name: str) -> bytes | None:
-        path = self.scratch / name
-        return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    def read_file(self, name: str, max_bytes: int) -> bytes | None:
+        """Opened without following a link and without blocking on a FIFO, checked on the open file
+        (nothing can swap it between the check and the read), read up to ``max_bytes``."""
+        try:
+            fd = os.open(self.scratch / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO):  # a link (O_NOFOLLOW), a socket
+                check_readable((self.scratch / name).lstat().st_mode, 0, max_bytes)
+            raise UnreadableFile(f"cannot be opened: {exc.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            check_readable(info.st_mode, info.st_size, max_bytes)
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(data) > max_bytes:  # it grew after the check (a process of a trusted-mode run still writes)
+            raise UnreadableFile(f"holds more than {max_bytes} bytes; at most {max_bytes} are kept")
+        return data
 
     def run(self, argv: Sequence[str], env: dict[str, str], timeout: float,
             on_output: Callable[[str], None] | None = None, stop: threading.Event | None = None
