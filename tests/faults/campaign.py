@@ -208,16 +208,9 @@ class Bench:
         A ``supervise``d process that exits meanwhile is started again, as systemd's Restart= would."""
         started = time.monotonic()
         self.restarted = 0
-
-        def finished() -> str | None:
-            ticket = Ticket.objects.get(pk=ticket_id)
-            if ticket.status == "done" and ticket.published_sha == ticket.head_sha:
-                return "done"
-            return ticket.status if ticket.status in ("failed", "cancelled") else None
-
         deadline = started + timeout
         while True:
-            status = db(finished)
+            status = db(lambda: ended(ticket_id))
             if status:
                 return status, time.monotonic() - started
             if time.monotonic() > deadline:
@@ -239,6 +232,14 @@ class Bench:
             with open(report, "a") as out:
                 out.write(json.dumps(entry) + "\n")
         return entry
+
+
+def ended(ticket_id: int) -> str | None:
+    """``done`` once the ticket is done and published, ``failed`` / ``cancelled``; None while in flight."""
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status == "done" and ticket.published_sha == ticket.head_sha:
+        return "done"
+    return ticket.status if ticket.status in ("failed", "cancelled") else None
 
 
 def story(ticket_id: int) -> list[str]:
