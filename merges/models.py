@@ -51,6 +51,8 @@ class MergeAttempt(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    recovery_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sweep last sent its recovery (once per lapse of the merge lease).")
     rolled_back_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+")
     rolled_back_at = models.DateTimeField(null=True, blank=True)

@@ -7,7 +7,8 @@ renewing it. The sweep finds what it left and returns it to the step before:
   been run ``max_attempts`` times ("worker lost 3 times"), so a task that kills its worker (OOM) is not
   re-run for ever;
 - a merge attempt ``running`` while its ticket's merge lease is free or expired goes to
-  ``recover_merge`` (completed if its ref moved, its review action re-run, or merged again);
+  ``recover_merge`` (completed if its ref moved, its review action re-run, or merged again), sent once
+  per lapse of that lease;
 - a join ``merging`` with no attempt running and no merge lease goes back to ``synthesizing``;
 - a ticket head not yet published is pushed again once its back-off has passed.
 
@@ -39,14 +40,12 @@ def sweep() -> dict[str, int]:
     lease = timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
     unlocked = Q(ticket__merge_lock_owner="") | Q(ticket__merge_lock_expires_at__lt=now)
     in_flight = Q(status="running", started_at__lt=now - lease) | Q(status="merged", pending_action__has_key="kind")
-    for attempt_id in MergeAttempt.objects.filter(unlocked, in_flight).values_list("pk", flat=True):
-        dispatch.submit(Job.RECOVER_MERGE, attempt_id)
-        counts["recovered_merges"] += 1
+    lapsed = list(MergeAttempt.objects.filter(unlocked, in_flight).values_list("pk", flat=True))
+    unrecorded = _unrecorded(Q(merge_lock_owner="") | Q(merge_lock_expires_at__lt=now), now - lease)
+    counts["recovered_merges"] = _send_recoveries(MergeAttempt.objects.filter(pk__in=[*lapsed, *unrecorded]), now)
     for join in Join.objects.filter(unlocked, status="merging", updated_at__lt=now - lease).exclude(
             merge_attempts__status="running"):
         counts["recovered_joins"] += _recover_join(join.pk)
-    counts["recovered_merges"] += _recover_unrecorded(Q(merge_lock_owner="") | Q(merge_lock_expires_at__lt=now),
-                                                      now - lease)
     # A queued state older than this lost its message (a worker died holding it: the filesystem broker
     # deletes a message when it is fetched, Redis redelivers only after visibility_timeout): send it again.
     stale = now - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS)
@@ -98,16 +97,30 @@ def _recover_tasks(now) -> int:
     return requeued
 
 
-def _recover_unrecorded(unlocked: Q, before) -> int:
-    """A merged attempt the ticket does not know of (its merger died between the ref move and recording it,
-    see ``landing.complete_unrecorded_merge``): nothing else would look at it. Found cheaply — the
+def _send_recoveries(attempts: QuerySet, now) -> int:
+    """``recover_merge`` for each attempt, once per lapse of its ticket's merge lease: sent again only once
+    a merge lease was taken on the ticket since and lapsed in its turn (the recovery's own merger died),
+    or after the resend delay (the message was lost). Every sweep used to send it again, and each
+    recovery queued the attempt's review action again, until one of them ran."""
+    stale = now - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS)
+    due = attempts.filter(Q(recovery_sent_at=None) | Q(recovery_sent_at__lt=stale)
+                          | Q(recovery_sent_at__lt=F("ticket__merge_lock_expires_at")))
+    ids = list(due.values_list("pk", flat=True))
+    for pk in ids:
+        dispatch.submit(Job.RECOVER_MERGE, pk)
+    MergeAttempt.objects.filter(pk__in=ids).update(recovery_sent_at=now)
+    return len(ids)
+
+
+def _unrecorded(unlocked: Q, before) -> list[int]:
+    """Merged attempts the ticket does not know of (their merger died between the ref move and recording
+    it, see ``landing.complete_unrecorded_merge``): nothing else would look at them. Found cheaply — the
     ticket's newest merged attempt has another result than the ticket's head — and checked on the ref."""
-    found = 0
+    found = []
     for ticket in Ticket.objects.filter(unlocked, status__in=WORKING, updated_at__lt=before):
         newest = ticket.merge_attempts.filter(status="merged").order_by("-pk").first()
         if newest is not None and newest.result_sha and newest.result_sha != ticket.head_sha:
-            dispatch.submit(Job.RECOVER_MERGE, newest.pk)
-            found += 1
+            found.append(newest.pk)
     return found
 
 

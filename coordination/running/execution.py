@@ -26,7 +26,7 @@ from coordination.domain.tokens import ticket_token
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
-from coordination.running.leases import Heartbeat, Lease
+from coordination.running.leases import TRANSIENT, Heartbeat, Lease
 from coordination.running.llm_budget import reserved_budget
 from coordination.running.sandboxes.base import ProcessResult, Sandbox, UnreadableFile
 from coordination.running.sandboxes.local import LocalSandbox
@@ -49,25 +49,36 @@ class Outcome:
 
 
 def run_task(task_id: int) -> None:
+    """Claim, run and record, under the lease. The heartbeat renews it until the outcome is recorded:
+    the database may be away for a moment when the run ends (a PostgreSQL restart), and a result written
+    only once the lease had lapsed would be lost while the sweep ran the task a second time."""
     lease = task_lease(task_id)
     task = claim(task_id, lease.owner)
     if task is None:
         return
-    heartbeat = lease.heartbeat(name=f"task-{task_id}")
-    heartbeat.start()
-    try:
-        outcome = execute(task, heartbeat)
+    with lease.heartbeat(name=f"task-{task_id}") as heartbeat:
+        outcome = _run(task, heartbeat)
+        if outcome is None:
+            return
         outcome.result["worker"] = lease.owner
-    except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
-        log.exception("task %s crashed", task_id)
-        outcome = Outcome("failed", error=f"{type(exc).__name__}: {exc}")
-    finally:
-        heartbeat.stop()
-    if heartbeat.lost.is_set():
+        recorded = heartbeat.while_held(lambda: finish(task_id, lease.owner, outcome))
+    if recorded is None:
         log.warning("task %s: %s; its outcome is dropped", task_id, heartbeat.reason)
-        return
-    if finish(task_id, lease.owner, outcome):
+    elif recorded:
         dispatch.submit(Job.TASK_FINISHED, task_id)
+
+
+def _run(task: Task, heartbeat: Heartbeat) -> Outcome | None:
+    """The run's outcome; None when dagmerge's own database went away during it, which says nothing
+    about the task: the run is given up and its lease left to lapse, and the sweep runs the task again."""
+    try:
+        return execute(task, heartbeat)
+    except TRANSIENT as exc:
+        log.warning("task %s: the database went away during the run (%s); the sweep runs it again", task.pk, exc)
+        return None
+    except Exception as exc:  # a sandbox or git failure must end the task, not leave it running
+        log.exception("task %s crashed", task.pk)
+        return Outcome("failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def task_lease(task_id: int) -> Lease:
@@ -242,10 +253,13 @@ def storable(text: str) -> str:
 
 
 def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
-    """Record the outcome if this run still holds the lease; False when it was taken away."""
+    """Record the outcome if this run still holds the lease; False when it was taken away. Safe to try
+    again after a database error: a try that was committed is recognised by the worker it names."""
     with transaction.atomic():
         task = Task.objects.select_for_update().select_related("ticket").get(pk=task_id)
         if task.lease_owner != owner or task.status != "running":
+            if task.status == outcome.status and (task.result or {}).get("worker") == owner:
+                return True  # recorded by an earlier try whose commit went through but whose answer was lost
             log.warning("task %s: lease lost to %r, outcome dropped", task_id, task.lease_owner)
             return False
         task.transition(

@@ -6,6 +6,7 @@ a merge attempt running and a reviewer's action): ``Lease`` takes, renews and re
 believe they hold it. ``Heartbeat`` renews a lease from its own thread while the work runs; when it cannot
 (the row was taken over or cancelled, or the database stayed unreachable until the lease was about to
 lapse) it sets ``lost`` with the reason, and the work stops itself before anyone else may start it again.
+``Heartbeat.while_held`` writes the work's result across a database outage for as long as the lease holds.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, models
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, models
 from django.db.models import Q
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TRANSIENT = (OperationalError, InterfaceError)  # the database is away (locked, restarting, the session cut)
 
 
 def new_owner() -> str:
@@ -140,6 +144,29 @@ class Heartbeat(threading.Thread):
         log.warning("%s: lease lost: %s", self.name, reason)
         self.reason = reason
         self.lost.set()
+
+    def while_held(self, write: Callable[[], T]) -> T | None:
+        """Run ``write`` (a database write of the work this heartbeat covers), retrying a transient
+        database error with back-off for as long as the lease is held; None once it is lost.
+
+        A run that finished must not lose its result to a database that is away for a moment (a
+        PostgreSQL restart, a locked SQLite file): the heartbeat goes on renewing meanwhile, so nobody
+        starts the work again, and the lease bounds the wait. The heartbeat must still be running. A
+        write that keeps failing while the lease is renewed (the database answers, but not to it) is
+        given up after twice the lease: its error is raised.
+        """
+        wait, give_up_at = 0.1, time.monotonic() + 2 * self.seconds
+        while not self.lost.is_set():
+            try:
+                return write()
+            except TRANSIENT as exc:
+                if time.monotonic() > give_up_at:
+                    raise
+                log.warning("%s: cannot write (%s); retrying while the lease is held", self.name, exc)
+                connection.close()  # a broken connection is opened anew on the next try
+                self.lost.wait(wait)
+                wait = min(wait * 2, 2.0)
+        return None
 
     def stop(self) -> None:
         self._stop_event.set()

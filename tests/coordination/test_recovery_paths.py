@@ -132,3 +132,36 @@ def test_a_failed_publish_is_retried_with_back_off_until_the_source_shows_the_he
     ticket.refresh_from_db()
     assert ticket.published_sha == ticket.head_sha and ticket.publish_failures == 0
     assert Git(source).rev_parse(ticket.ref) == ticket.head_sha
+
+
+def test_the_sweep_sends_a_lapsed_merges_recovery_once_per_lapse(tmp_path, monkeypatch, settings):
+    ticket, task, recorder = _finished_task(tmp_path)
+
+    def die(self, ref, new, old, message="dagmerge"):
+        raise WorkerDied
+
+    monkeypatch.setattr(Git, "update_ref", die)
+    with pytest.raises(WorkerDied):
+        landing.land_task(task.pk)
+    monkeypatch.undo()
+    _expire_leases(ticket)
+    attempt = MergeAttempt.objects.get(ticket=ticket)
+    recorder.jobs.clear()
+
+    def sent() -> int:
+        sweeping.sweep()
+        count = recorder.jobs.count(("recover_merge", attempt.pk))
+        recorder.jobs.clear()
+        return count
+
+    assert sent() == 1
+    assert sent() == 0  # still queued behind other work: not sent again by every sweep
+    now = timezone.now()  # its recovery took the merge lease and died in turn: a new lapse
+    MergeAttempt.objects.filter(pk=attempt.pk).update(recovery_sent_at=now - timedelta(seconds=10))
+    Ticket.objects.filter(pk=ticket.pk).update(merge_lock_owner="dead recovery",
+                                               merge_lock_expires_at=now - timedelta(seconds=5))
+    assert sent() == 1
+    assert sent() == 0
+    MergeAttempt.objects.filter(pk=attempt.pk).update(  # the message itself was lost: sent after the delay
+        recovery_sent_at=timezone.now() - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS + 1))
+    assert sent() == 1

@@ -94,11 +94,13 @@ def effect_task(key: str, effects: EffectLog, ticks: int, files: dict[str, str] 
 
 class EffectLog:
     """The append-only log of side effects: a TCP server in the test process appends every line a task
-    sends (and answers one byte once it is written, so a task's line is kept before the task goes on)."""
+    sends (and answers one byte once it is written, so a task's line is kept before the task goes on).
+    ``before_answer`` lets a test act at a moment of the task's own (e.g. its end) before it goes on."""
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
+        self.before_answer: Callable[[str], None] | None = None  # sees each line while its task waits
         log = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -108,6 +110,8 @@ class EffectLog:
                     return  # the task was killed while it sent it: that effect never happened
                 with log._lock, open(log.path, "ab") as out:
                     out.write(line)
+                if log.before_answer is not None:
+                    log.before_answer(line.decode())
                 self.wfile.write(b".")
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
@@ -204,16 +208,9 @@ class Bench:
         A ``supervise``d process that exits meanwhile is started again, as systemd's Restart= would."""
         started = time.monotonic()
         self.restarted = 0
-
-        def finished() -> str | None:
-            ticket = Ticket.objects.get(pk=ticket_id)
-            if ticket.status == "done" and ticket.published_sha == ticket.head_sha:
-                return "done"
-            return ticket.status if ticket.status in ("failed", "cancelled") else None
-
         deadline = started + timeout
         while True:
-            status = db(finished)
+            status = db(lambda: ended(ticket_id))
             if status:
                 return status, time.monotonic() - started
             if time.monotonic() > deadline:
@@ -235,6 +232,14 @@ class Bench:
             with open(report, "a") as out:
                 out.write(json.dumps(entry) + "\n")
         return entry
+
+
+def ended(ticket_id: int) -> str | None:
+    """``done`` once the ticket is done and published, ``failed`` / ``cancelled``; None while in flight."""
+    ticket = Ticket.objects.get(pk=ticket_id)
+    if ticket.status == "done" and ticket.published_sha == ticket.head_sha:
+        return "done"
+    return ticket.status if ticket.status in ("failed", "cancelled") else None
 
 
 def story(ticket_id: int) -> list[str]:

@@ -220,6 +220,15 @@ def local_postgres(host: str, port: int) -> list[str] | str:
     return f"no local cluster listens on port {port}"
 
 
+def stop_postgres(cluster: list[str]) -> None:
+    """Stop PostgreSQL with ``-m fast`` (every session cut) and leave it down until ``start_postgres``."""
+    subprocess.run(["pg_ctlcluster", *cluster, "stop", "-m", "fast"], check=True, capture_output=True, timeout=120)
+
+
+def start_postgres(cluster: list[str]) -> None:
+    subprocess.run(["pg_ctlcluster", *cluster, "start"], check=True, capture_output=True, timeout=120)
+
+
 def restart_postgres(cluster: list[str]) -> None:
     """Restart PostgreSQL with ``-m fast``: every session is cut, as a crash or a failover would."""
     subprocess.run(["pg_ctlcluster", *cluster, "restart", "-m", "fast"], check=True, capture_output=True,

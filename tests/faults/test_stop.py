@@ -55,6 +55,7 @@ def _freeze_past_the_lease(bench: Bench, source: str, workers: list[Service], ev
                       lambda: describe(ticket_id))
     holder = next(w for w in workers if int(task.lease_owner.split(":")[1]) in descendants(w.pid))
     time.sleep(bench.rng.uniform(0.2, 2.0))
+    in_flight = _task(ticket_id, status="running", attempts=1) is not None  # a 4 s run: it was, unless very slow
     frozen = holder.freeze(everything)
     stopped_at = time.time()
     try:  # past its lease: the sweep hands the task out again and the other worker runs it to the end
@@ -74,7 +75,7 @@ def _freeze_past_the_lease(bench: Bench, source: str, workers: list[Service], ev
     kept = ((_task(ticket_id).result or {}).get("data") or {}).get("run")
     stale = [trace for run, trace in read_runs(bench.effects.path)[(ticket_id, "A")].items() if run != kept]
     went_on = max((max(trace.times) - thawed_at for trace in stale), default=0.0)
-    bench.record("sigstop" + (" (all)" if everything else " (group)"), ticket_id, problems, in_flight=True,
+    bench.record("sigstop" + (" (all)" if everything else " (group)"), ticket_id, problems, in_flight=in_flight,
                  frozen_s=round(thawed_at - stopped_at, 2),
                  recovery_s=round(time.time() - thawed_at, 2), stale_run_went_on_s=round(went_on, 2))
     return ticket_id, problems
