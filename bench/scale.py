@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -216,6 +217,7 @@ def run_ticket(args, work: Path, repository: Path, parents_of: dict[str, list[st
     spec_path.write_text(json.dumps(spec(repository, parents_of, name)))
     command = [str(BIN / "dagmerge"), "run", str(spec_path), "--concurrency", "2"] if not workers else [
         str(BIN / "dagmerge"), "submit", str(spec_path)]
+    cpu_before = cpu_of_children() + sum(cpu_of_processes(tree(p.pid)) for p in workers.values())
     runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
     watched = workers or {"dagmerge run": runner}
@@ -231,6 +233,7 @@ def run_ticket(args, work: Path, repository: Path, parents_of: dict[str, list[st
             break
         time.sleep(0.5)
     runner.wait()
+    cpu = cpu_of_children() + sum(cpu_of_processes(tree(p.pid)) for p in workers.values()) - cpu_before
     if ticket is None or Ticket.objects.get(pk=ticket.pk).status != "done":
         raise SystemExit(f"{name}: the ticket did not finish: {runner.stderr.read()[-2000:]}")
     ticket.refresh_from_db()
@@ -239,7 +242,7 @@ def run_ticket(args, work: Path, repository: Path, parents_of: dict[str, list[st
                for k, parents in parents_of.items() if parents]
     merges = list(MergeAttempt.objects.filter(ticket=ticket).values_list("duration_ms", flat=True))
     stored = Event.objects.filter(ticket=ticket, kind="task.created").order_by("-pk").first().created_at
-    return {"tasks": len(tasks), "wall_s": (ticket.finished_at - ticket.created_at).total_seconds(),
+    return {"tasks": len(tasks), "wall_s": (ticket.finished_at - ticket.created_at).total_seconds(), "cpu_s": cpu,
             "submit_s": (stored - ticket.created_at).total_seconds(),
             "release_p50_ms": 1000 * percentile(release, 50), "release_p95_ms": 1000 * percentile(release, 95),
             # where the time goes: a task's run (claimed → finished), its command alone, a merge
@@ -261,18 +264,23 @@ def memory_figures(samples: list[tuple[int, dict[str, int]]], total: int) -> dic
 
 
 def rss_of_tree(worker: str, pid: int, pool: bool) -> dict[str, int]:
-    """RSS (kB) of a worker process and, with ``pool``, of its Python children (a Celery worker's pool
-    processes), not of the commands they run."""
+    """RSS (kB) of a worker process and, with ``pool``, of its pool processes, not of the commands they run."""
+    pids = tree(pid) if pool else [pid]
+    found = {}
+    for i, process in enumerate(pids):
+        status = _read_status(process)
+        if status is not None:
+            found[worker if i == 0 else f"{worker} pool {i}"] = status["VmRSS"]
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """A worker and its Python children (a Celery worker's pool processes, same name), worker first."""
     own = _read_status(pid)
     if own is None:
-        return {}
-    found = {worker: own["VmRSS"]}
-    if not pool:
-        return found
+        return []
     children = sorted(int(c) for t in Path(f"/proc/{pid}/task").glob("*") for c in _children(t))
-    pool = [status for status in map(_read_status, children) if status and status["Name"] == own["Name"]]
-    found.update((f"{worker} pool {i + 1}", status["VmRSS"]) for i, status in enumerate(pool))
-    return found
+    return [pid] + [c for c in children if (_read_status(c) or {}).get("Name") == own["Name"]]
 
 
 def _children(task_dir: Path) -> list[str]:
@@ -280,6 +288,24 @@ def _children(task_dir: Path) -> list[str]:
         return (task_dir / "children").read_text().split()
     except OSError:
         return []
+
+
+def cpu_of_processes(pids: Iterable[int]) -> float:
+    """CPU seconds the processes used, with the children they have reaped (git, bubblewrap, the commands)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of_children() -> float:
+    """CPU seconds of this process's children that have ended (and of everything they had reaped)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _read_status(pid: int) -> dict | None:
@@ -408,10 +434,16 @@ def run_backend(args: argparse.Namespace, backend: str) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
-def run_baseline(args: argparse.Namespace) -> float:
+def run_baseline(args: argparse.Namespace) -> tuple[float, float]:
+    """Wall and CPU seconds (git, the commands, and this process's threads) of the baseline."""
     with tempfile.TemporaryDirectory(prefix="dagmerge-scale-baseline-") as tmp:
         repository = source_repository(Path(tmp) / "source")
-        return Baseline(repository, layered(args.width, args.depth), Path(tmp)).run()
+        baseline = Baseline(repository, layered(args.width, args.depth), Path(tmp))
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = cpu_of_children() + own.ru_utime + own.ru_stime
+        wall = baseline.run()
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return wall, cpu_of_children() + own.ru_utime + own.ru_stime - cpu
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -420,11 +452,13 @@ def summarize(runs: list[dict]) -> dict:
         values = [_dig(run, path) for run in runs]
         return statistics.median(values) if all(v is not None for v in values) else None
 
-    summary = {"load": [run["load"] for run in runs], "baseline_s": median(("baseline_s",))}
+    summary = {"load": [run["load"] for run in runs], "baseline_s": median(("baseline_s",)),
+               "baseline_cpu_s": median(("baseline_cpu_s",))}
     for backend in runs[0]["backends"]:
         b = ("backends", backend)
         figures = {
             "wall_s": median((*b, "ticket", "wall_s")),
+            "cpu_s": median((*b, "ticket", "cpu_s")),
             "chain_release_p50_ms": median((*b, "chain", "release_p50_ms")),
             "chain_release_p95_ms": median((*b, "chain", "release_p95_ms")),
             "ticket_release_p50_ms": median((*b, "ticket", "release_p50_ms")),
@@ -435,6 +469,7 @@ def summarize(runs: list[dict]) -> dict:
             "memory": {},
         }
         figures["ratio"] = figures["wall_s"] / summary["baseline_s"]
+        figures["cpu_ratio"] = figures["cpu_s"] / summary["baseline_cpu_s"]
         for label in runs[0]["backends"][backend]["ticket"]["memory"]:
             figures["memory"][label] = {what: median((*b, "ticket", "memory", label, what))
                                         for what in ("peak_mb", "growth_pct")}
@@ -452,11 +487,12 @@ def report(summary: dict, args: argparse.Namespace) -> None:
     tasks = args.width * args.depth
     print(f"\n{tasks}-task ticket ({args.width} × {args.depth}), {args.runs} run(s); load before each run: "
           f"{', '.join(summary['load'])}")
-    print(f"baseline (git alone, 2 threads): {summary['baseline_s']:.1f} s")
+    print(f"baseline (git alone, 2 threads): {summary['baseline_s']:.1f} s, CPU {summary['baseline_cpu_s']:.1f} s")
     for backend in args.backends:
         f = summary[backend]
         print(f"\n{backend}: {f['wall_s']:.1f} s = {f['ratio']:.2f} × baseline (goal ≤ 1.3), of which "
-              f"{f['submit_s']:.1f} s storing the ticket")
+              f"{f['submit_s']:.1f} s storing the ticket; CPU {f['cpu_s']:.1f} s = {f['cpu_ratio']:.2f} × "
+              f"baseline's{' (workers only: PostgreSQL and Redis not counted)' if backend == 'servers' else ''}")
         print(f"  release latency on a {CHAIN}-task chain: p50 {f['chain_release_p50_ms']:.0f} ms, "
               f"p95 {f['chain_release_p95_ms']:.0f} ms (goal p50 < {50 if backend == 'servers' else 150} ms); "
               f"in the big ticket p50 {f['ticket_release_p50_ms']:.0f} ms (waiting for a free slot included)")
@@ -497,7 +533,8 @@ def main() -> None:
                          "or --backends embedded")
     runs = []
     for number in range(args.runs):
-        run = {"load": loadavg(), "baseline_s": run_baseline(args), "backends": {}}
+        wall, cpu = run_baseline(args)
+        run = {"load": loadavg(), "baseline_s": wall, "baseline_cpu_s": cpu, "backends": {}}
         for backend in args.backends:
             run["backends"][backend] = run_backend(args, backend)
         runs.append(run)
