@@ -201,6 +201,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DAGMERGE_HOME / "celerybeat-schedule")
 DAGMERGE_DISPATCH = env_choice("DAGMERGE_DISPATCH", "celery", ("celery", "threads"))
 DAGMERGE_TASK_TIMEOUT = env_int("DAGMERGE_TASK_TIMEOUT", 3600, 1)
 DAGMERGE_LEASE_SECONDS = env_int("DAGMERGE_LEASE_SECONDS", 60, 5)
+# Task checkouts kept per repository on each worker host and reused from task to task (0: a new one per task).
+DAGMERGE_SANDBOX_POOL = env_int("DAGMERGE_SANDBOX_POOL", 4, 0)
 # The sweep sends a job again for work queued longer than this (its message may have died with a worker).
 DAGMERGE_RESEND_SECONDS = env_int("DAGMERGE_RESEND_SECONDS", 120, 1)
 # The agent tier and the Claude executor (ANTHROPIC_API_KEY itself is read where it is used, never stored).

@@ -30,6 +30,7 @@ from coordination.running.leases import TRANSIENT, Heartbeat, Lease
 from coordination.running.llm_budget import reserved_budget
 from coordination.running.sandboxes.base import ProcessResult, Sandbox, UnreadableFile
 from coordination.running.sandboxes.local import LocalSandbox
+from coordination.running.sandboxes.pool import SandboxPool
 from merges.engine.isolation import Isolation
 from merges.engine.processes import process_environment
 
@@ -148,8 +149,8 @@ def execute(task: Task, heartbeat: Heartbeat | None = None) -> Outcome:
 def make_sandbox(task: Task) -> Sandbox:
     """The repository's sandbox backend: a confined local repository, or a Daytona sandbox (SDK on demand).
 
-    A local sandbox is named after the task, not the attempt: a run's preparation removes whatever a dead
-    run of the same task left behind."""
+    A local sandbox is a slot of the repository's pool when one is free; otherwise a folder named after the
+    task, not the attempt: a run's preparation removes whatever a dead run of the same task left behind."""
     ticket = task.ticket
     name = f"t{ticket.pk}-{task.key}"
     clone = workspace.clone_git(ticket.repository_id)
@@ -162,9 +163,12 @@ def make_sandbox(task: Task) -> Sandbox:
 
         return DaytonaSandbox(clone, settings_from_env(), lock, name=f"{name}-{task.attempts}",
                               clone_url=reachable_url(ticket.repository.url_or_path), clone_branch=ticket.base_branch)
+    lease = settings.DAGMERGE_LEASE_SECONDS
+    pool = SandboxPool(workspace.sandbox_pool_root(ticket.repository_id), settings.DAGMERGE_SANDBOX_POOL,
+                       quiet_for=lease * 2 / 3)  # a dead holder's command is killed once 2/3 of the lease passed
     return LocalSandbox(clone, workspace.worktrees_root() / name, lock, isolation=Isolation.detect(),
                         trusted=settings.DAGMERGE_TRUSTED_CODE, hide=workspace.hidden_from_tasks(),
-                        network=task.network or ticket.network, lease_seconds=settings.DAGMERGE_LEASE_SECONDS)
+                        network=task.network or ticket.network, lease_seconds=lease, pool=pool)
 
 
 def run_executor(task: Task, sandbox: Sandbox, env: dict[str, str], on_output,

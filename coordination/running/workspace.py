@@ -1,7 +1,7 @@
 """dagmerge's own clone of each repository, and publishing ticket branches back to the source.
 
-The clone is bare and lives under DAGMERGE_WORKSPACE; task sandboxes are worktrees of it. Working in a
-clone means a user's checkout is never touched, and ``ticket/<id>`` is pushed back after each merge
+The clone is bare and lives under DAGMERGE_WORKSPACE; task sandboxes are repositories that borrow its
+objects (a pool of reused ones per repository, ``sandboxes/pool.py``). Working in a clone means a user's checkout is never touched, and ``ticket/<id>`` is pushed back after each merge
 with a lease naming the value dagmerge last pushed, so a branch someone else moved is never overwritten.
 """
 
@@ -30,6 +30,11 @@ def repos_root() -> Path:
 
 def worktrees_root() -> Path:
     return Path(settings.DAGMERGE_WORKSPACE) / "worktrees"
+
+
+def sandbox_pool_root(repository_id: int) -> Path:
+    """The reused task checkouts of one repository (``sandboxes/pool.py``)."""
+    return Path(settings.DAGMERGE_WORKSPACE) / "sandboxes" / str(repository_id)
 
 
 # Where a worker's home keeps credentials. The rest of the home stays readable (pyenv or a virtualenv

@@ -1,21 +1,29 @@
 """Where a task's work happens by default: a git repository of its own, confined by bubblewrap.
 
-The task gets a fresh repository (``work/``) whose objects are borrowed read-only from the workspace
-clone (``objects/info/alternates``): it can read history and commit, but its refs, config and hooks are
-its own and nothing it does reaches the clone. Its commands run under bubblewrap (``run_confined``):
-only ``work/`` and the scratch folder are writable, DAGMERGE_HOME and every other task are hidden, and
-the network is off unless the task or ticket asks for it. Afterwards dagmerge checks the repository was
-not turned into a door (``.git`` or anything in it replaced by a link, a ``commondir``, alternates pointed
-elsewhere), puts back the config it wrote, commits what the task left with its own neutralised git,
-fetches the result into the clone and moves the task branch by compare-and-swap. The whole folder is
-removed when the task ends, and any folder a dead run of the same task left behind is removed before the
-next run starts.
+The task gets a repository (``work/``) whose objects are borrowed read-only from the workspace clone
+(``objects/info/alternates``): it can read history and commit, but its refs, config and hooks are its own
+and nothing it does reaches the clone. Its commands run under bubblewrap (``run_confined``): only ``work/``
+and the scratch folder are writable, DAGMERGE_HOME and every other task are hidden, and the network is off
+unless the task or ticket asks for it. Afterwards dagmerge checks the repository was not turned into a door
+(``.git`` or anything in it replaced by a link, a ``commondir``, alternates pointed elsewhere), puts back the
+config it wrote, commits what the task left with its own neutralised git, fetches the result into the clone
+and moves the task branch by compare-and-swap.
+
+The files are written by dagmerge's own git, which keeps its index in ``git/`` beside the work tree, out of
+the task's reach: the task's ``.git`` is made anew for each task (its index a copy), so nothing the task
+writes there outlives it. With a pool (``pool.py``) the work tree is a slot reused from task to task: the
+checkout to the next start commit writes only the files that differ (and every file whose stat data changed
+since dagmerge wrote it: a task cannot forge a ctime), and the scrub when the task ends removes the task's
+``.git``, its scratch folder and, with ``git clean -ffdx``, every untracked and ignored file. Without a free
+slot the sandbox is a folder named after the task, removed when the task ends (and any folder a dead run of
+the same task left behind is removed before the next run starts).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -26,9 +34,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from coordination.running.sandboxes.base import UnreadableFile, check_readable
+from coordination.running.sandboxes.pool import SandboxPool, Slot, residue
 from merges.engine.git import Git, GitError
 from merges.engine.isolation import Isolation
 from merges.engine.runner import ProcessResult, run_confined
+
+log = logging.getLogger(__name__)
 
 # The worker's Python stays visible (read-only) wherever it lives, even under a hidden /tmp: a task may
 # run it (the demo's tasks do), and it is code, not a secret.
@@ -50,24 +61,29 @@ class TamperedRepository(GitError):
 
 
 class LocalSandbox:
-    """A task's own repository under ``root`` (``root/work``, ``root/scratch``), confined when it runs."""
+    """A task's own repository under ``root`` (``root/work``, ``root/scratch``), confined when it runs; with
+    a ``pool``, under a slot of it when one is free."""
 
     def __init__(self, clone: Git, root: Path, lock: Callable[[], AbstractContextManager[None]], *,
                  isolation: Isolation, trusted: bool = False, hide: Sequence[Path] = (), network: bool = False,
-                 lease_seconds: float = 0.0):
+                 lease_seconds: float = 0.0, pool: SandboxPool | None = None):
         if not isolation.isolated and not trusted:
             raise SandboxRefused(
                 f"tasks run only under bubblewrap and it is unavailable ({isolation.reason}); install bubblewrap, "
                 "or set DAGMERGE_TRUSTED_CODE=1 to run task code unconfined on this machine")
-        self.clone, self.root, self._lock = clone, root, lock
-        self.workdir, self.scratch = root / "work", root / "scratch"
+        self.clone, self._lock, self._pool = clone, lock, pool
+        self._slot: Slot | None = None
+        self._place(root)
         self._isolation, self._hide, self._network = isolation, tuple(hide), network
         self.isolation = isolation.describe() + (", network on" if network and isolation.isolated else "")
         self._ref = self._start = ""
         self._config = b""  # the task repository's config as dagmerge wrote it, restored before its own git
         # Touched on every lease renewal; a run whose file goes stale (its worker stopped) is killed at 2/3
         # of the lease, before the sweep can start another run of the task.
-        self.alive, self._alive_within = root / "alive", lease_seconds * 2 / 3
+        self._alive_within = lease_seconds * 2 / 3
+
+    def _place(self, root: Path) -> None:
+        self.root, self.workdir, self.scratch, self.alive = root, root / "work", root / "scratch", root / "alive"
 
     def mark_alive(self) -> None:
         with contextlib.suppress(OSError):  # the folder is gone once another run of the task took over
@@ -78,25 +94,44 @@ class LocalSandbox:
         """dagmerge's git on the task's repository: the git dir and work tree named, never discovered."""
         return Git(self.workdir, env={"GIT_DIR": str(self.workdir / ".git"), "GIT_WORK_TREE": str(self.workdir)})
 
+    @property
+    def checkout(self) -> Git:
+        """dagmerge's own git on the work tree: its index (``root/git``) is where the task cannot write."""
+        own = self.root / "git"
+        return Git(own, env={"GIT_DIR": str(own), "GIT_WORK_TREE": str(self.workdir)})
+
     def prepare(self, ref: str, start_sha: str) -> None:
         self._ref, self._start = ref, start_sha
-        remove_tree(self.root)
-        self.workdir.mkdir(parents=True)
+        self._slot = self._pool.take() if self._pool else None
+        if self._slot:
+            self._place(self._slot.path)
+        reuse = self._slot is not None and self._slot.reusable
+        if not reuse:  # a new folder, a dead run's leftovers, or a slot that could not be scrubbed
+            for part in ("work", "scratch", "git"):
+                remove_tree(self.root / part)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         (self.scratch / "home").mkdir(parents=True)
         self.mark_alive()
         with self._lock():  # the task branch starts at the pinned commit, whatever a dead run left on it
             current = self.clone.rev_parse(ref)
             if current != start_sha:
                 self.clone.update_ref(ref, start_sha, current, message="dagmerge: task start")
+        if not reuse:
+            (self.root / "git").mkdir()
+            self.checkout.run("init", "-q", "--template=")
+            self._borrow_objects(self.root / "git")
+        # One tree against the index: only files that differ from the start commit, or whose stat data
+        # changed since this index wrote them, are written.
+        self.checkout.run("read-tree", "--reset", "-u", start_sha)
         git = Git(self.workdir)
         git.run("init", "-q", "--template=", "-b", "work")
         self._config = (self.workdir / ".git" / "config").read_bytes()
-        self._borrow_objects()
+        self._borrow_objects(self.workdir / ".git")
         git.run("update-ref", "refs/heads/work", start_sha)
-        git.run("reset", "-q", "--hard", "work")
+        shutil.copyfile(self.root / "git" / "index", self.workdir / ".git" / "index")
 
-    def _borrow_objects(self) -> None:
-        info = self.workdir / ".git" / "objects" / "info"
+    def _borrow_objects(self, git_dir: Path) -> None:
+        info = git_dir / "objects" / "info"
         info.mkdir(parents=True, exist_ok=True)
         (info / "alternates").write_text(self._alternates)
 
@@ -186,16 +221,47 @@ class LocalSandbox:
             raise TamperedRepository("the task rewrote .git/objects/info/alternates")
         (dot_git / "config").write_bytes(self._config)
 
+    def index_modes(self) -> dict[str, str]:
+        """{path: git mode} of each entry of dagmerge's own index (what the work tree must hold)."""
+        listed = self.checkout.run("ls-files", "--stage", "-z").stdout.decode(errors="surrogateescape")
+        modes = {}
+        for entry in filter(None, listed.split("\0")):
+            info, path = entry.split("\t", 1)
+            modes[path] = info.split(" ", 1)[0]
+        return modes
+
     def changed_files(self, since: str) -> list[str]:
         return sorted(self.clone.changed_paths(since, self.clone.text("rev-parse", self._ref)))
 
     def close(self) -> None:
-        remove_tree(self.root)
+        """Remove the folder, or scrub the slot and give it back (reused only if the scrub succeeded)."""
+        slot, self._slot = self._slot, None
+        if slot is None:
+            remove_tree(self.root)
+            return
+        slot.release(clean=self._scrub())
+
+    def _scrub(self) -> bool:
+        """Leave only tracked files, as the task may have left them: the next checkout rewrites each one
+        whose stat data changed. False when something of the task may be left."""
+        try:
+            remove_tree(self.workdir / ".git")
+            remove_tree(self.scratch)
+            self.checkout.run("clean", "-ffdxq")
+            left = residue(self.workdir, self.index_modes(), since=(self.root / "git" / "index").stat().st_mtime)
+        except (OSError, GitError) as exc:
+            log.warning("sandbox %s not reused: %s", self.root, exc)
+            return False
+        if left:
+            log.warning("sandbox %s not reused: the task left %s", self.root, "; ".join(left[:5]))
+        return not left
 
 
 def remove_tree(path: Path) -> None:
     """Remove a sandbox folder, also one whose files a task made read-only."""
-    if path.exists() or path.is_symlink():
+    if path.is_symlink() or path.is_file():  # a task may have made its .git a link or a file
+        path.unlink()
+    elif path.exists():
         def writable_then_retry(func, target, _exc):  # noqa: ANN001 - shutil's onerror signature
             Path(target).parent.chmod(0o700)
             func(target)
