@@ -1,8 +1,9 @@
 """dagmerge's own clone of each repository, and publishing ticket branches back to the source.
 
 The clone is bare and lives under DAGMERGE_WORKSPACE; task sandboxes are repositories that borrow its
-objects (a pool of reused ones per repository, ``sandboxes/pool.py``). Working in a clone means a user's checkout is never touched, and ``ticket/<id>`` is pushed back after each merge
-with a lease naming the value dagmerge last pushed, so a branch someone else moved is never overwritten.
+objects (a pool of reused ones per repository, ``sandboxes/pool.py``). Working in a clone means a user's
+checkout is never touched, and ``ticket/<id>`` is pushed back after each merge with a lease naming the
+value dagmerge last pushed, so a branch someone else moved is never overwritten.
 """
 
 from __future__ import annotations
