@@ -236,3 +236,17 @@ def test_a_slot_whose_holder_was_killed_is_taken_again_once_its_command_cannot_r
     assert box.root == held
     assert not (box.workdir / "left-by-the-dead.txt").exists()
     assert snapshot(box.workdir) == snapshot(fresh_checkout(git, tmp_path, second).workdir)
+
+
+def test_a_lease_renewal_after_the_task_ended_leaves_the_slot_free(clone, tmp_path):
+    """The heartbeat stops after the sandbox closed: a late renewal must not make the slot look busy."""
+    git, first, _ = clone
+    pool = SandboxPool(tmp_path / "pool", 1, quiet_for=40)
+    box = sandbox(git, tmp_path, pool)
+    box.prepare("refs/heads/task-a", first)
+    box.close()
+    box.mark_alive()
+    assert not (box.root / "alive").exists()
+    slot = pool.take()
+    assert slot is not None and slot.reusable
+    slot.release(clean=True)

@@ -73,6 +73,7 @@ class LocalSandbox:
                 "or set DAGMERGE_TRUSTED_CODE=1 to run task code unconfined on this machine")
         self.clone, self._lock, self._pool = clone, lock, pool
         self._slot: Slot | None = None
+        self._running = False  # between prepare and close
         self._place(root)
         self._isolation, self._hide, self._network = isolation, tuple(hide), network
         self.isolation = isolation.describe() + (", network on" if network and isolation.isolated else "")
@@ -86,6 +87,8 @@ class LocalSandbox:
         self.root, self.workdir, self.scratch, self.alive = root, root / "work", root / "scratch", root / "alive"
 
     def mark_alive(self) -> None:
+        if not self._running:  # a renewal after close must not make a slot given back look busy
+            return
         with contextlib.suppress(OSError):  # the folder is gone once another run of the task took over
             self.alive.touch()
 
@@ -111,6 +114,7 @@ class LocalSandbox:
                 remove_tree(self.root / part)
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.scratch / "home").mkdir(parents=True)
+        self._running = True
         self.mark_alive()
         with self._lock():  # the task branch starts at the pinned commit, whatever a dead run left on it
             current = self.clone.rev_parse(ref)
@@ -236,10 +240,15 @@ class LocalSandbox:
     def close(self) -> None:
         """Remove the folder, or scrub the slot and give it back (reused only if the scrub succeeded)."""
         slot, self._slot = self._slot, None
+        self._running = False
         if slot is None:
             remove_tree(self.root)
             return
-        slot.release(clean=self._scrub())
+        clean = False
+        try:
+            clean = self._scrub()
+        finally:  # whatever happened, the slot goes back (not reusable unless scrubbed)
+            slot.release(clean=clean)
 
     def _scrub(self) -> bool:
         """Leave only tracked files, as the task may have left them: the next checkout rewrites each one
