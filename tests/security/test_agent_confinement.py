@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from coordination.running import workspace
 from merges.engine.agent_sandbox import AgentConfinement
 from merges.engine.isolation import Isolation
 from merges.engine.llm import Budget, LLMSettings, resolve_conflicts
@@ -71,7 +72,8 @@ def test_the_claude_executor_agent_reaches_no_file_environment_or_process_of_the
     [call] = recorded_calls(record)
     assert_confined(call, exposed_home)
     assert call["probed"][str(exposed_home / "marker.txt")] == "error: No such file or directory"
-    assert call["cwd"] == str(Path(settings.DAGMERGE_WORKSPACE, "worktrees", f"t{ticket.pk}-A", "work"))
+    # the task's checkout: the first slot of the repository's sandbox pool
+    assert call["cwd"] == str(workspace.sandbox_pool_root(ticket.repository_id) / "slot-0" / "work")
 
 
 @pytest.mark.django_db(transaction=True)
