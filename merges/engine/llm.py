@@ -12,6 +12,7 @@ Free of Django: the caller passes settings, budget and the sides' intents.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -144,7 +145,7 @@ def run_agent(prompt: str, options: ClaudeAgentOptions, timeout_s: float,
     options = replace(options, stderr=lambda line: _keep_tail(run.stderr, line))
     try:
         with confined(options, confinement) as options:
-            asyncio.run(asyncio.wait_for(_consume(prompt, options, run, on_line), timeout_s))
+            asyncio.run(_session(prompt, options, run, on_line, timeout_s))
     except AgentRefused as exc:
         raise AgentFailure(str(exc), run, transient=False) from None
     except TimeoutError:
@@ -166,6 +167,18 @@ def run_agent(prompt: str, options: ClaudeAgentOptions, timeout_s: float,
         raise AgentFailure(_result_error_text(run.result), run,
                            transient=run.result.subtype not in FINAL_RESULT_SUBTYPES)
     return run
+
+
+async def _session(prompt: str, options: ClaudeAgentOptions, run: AgentRun,
+                   on_line: Callable[[str], None] | None, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(_consume(prompt, options, run, on_line), timeout_s)
+    finally:
+        # The SDK's subprocess transport can be left in a reference cycle: collected here it closes on this
+        # loop. Collected later, its __del__ finds the loop closed and raises inside whatever code the
+        # collection interrupted (seen inside ast.parse, which CPython 3.11 then fails with a SystemError).
+        gc.collect()
+        await asyncio.sleep(0)
 
 
 async def _consume(prompt: str, options: ClaudeAgentOptions, run: AgentRun,
