@@ -74,15 +74,7 @@ def test_a_merger_that_died_after_the_ref_moved_is_completed_not_merged_again(tm
 
 def test_a_merger_that_died_before_the_ref_moved_is_abandoned_and_merged_again(tmp_path, monkeypatch):
     ticket, task, recorder = _finished_task(tmp_path)
-
-    def die(self, ref, new, old, message="dagmerge"):
-        raise WorkerDied
-
-    monkeypatch.setattr(Git, "update_ref", die)
-    with pytest.raises(WorkerDied):
-        landing.land_task(task.pk)
-    monkeypatch.undo()
-    _expire_leases(ticket)
+    _land_dying_before_the_ref_moves(task, monkeypatch)
     first = MergeAttempt.objects.get(ticket=ticket)
 
     landing.recover_merge(first.pk)
@@ -136,15 +128,7 @@ def test_a_failed_publish_is_retried_with_back_off_until_the_source_shows_the_he
 
 def test_the_sweep_sends_a_lapsed_merges_recovery_once_per_lapse(tmp_path, monkeypatch, settings):
     ticket, task, recorder = _finished_task(tmp_path)
-
-    def die(self, ref, new, old, message="dagmerge"):
-        raise WorkerDied
-
-    monkeypatch.setattr(Git, "update_ref", die)
-    with pytest.raises(WorkerDied):
-        landing.land_task(task.pk)
-    monkeypatch.undo()
-    _expire_leases(ticket)
+    _land_dying_before_the_ref_moves(task, monkeypatch)
     attempt = MergeAttempt.objects.get(ticket=ticket)
     recorder.jobs.clear()
 
@@ -165,3 +149,15 @@ def test_the_sweep_sends_a_lapsed_merges_recovery_once_per_lapse(tmp_path, monke
     MergeAttempt.objects.filter(pk=attempt.pk).update(  # the message itself was lost: sent after the delay
         recovery_sent_at=timezone.now() - timedelta(seconds=settings.DAGMERGE_RESEND_SECONDS + 1))
     assert sent() == 1
+
+
+def _land_dying_before_the_ref_moves(task: Task, monkeypatch) -> None:
+    """The merger dies as it would move the ticket ref; its lease then lapses."""
+    def die(self, ref, new, old, message="dagmerge"):
+        raise WorkerDied
+
+    monkeypatch.setattr(Git, "update_ref", die)
+    with pytest.raises(WorkerDied):
+        landing.land_task(task.pk)
+    monkeypatch.undo()
+    _expire_leases(task.ticket)
