@@ -17,7 +17,7 @@ from coordination.domain import dispatch
 from coordination.jobs.dispatchers import CeleryDispatcher
 from dagmerge_site.celery import app as celery_app
 from tests.faults.campaign import RECORDS, Bench, EffectLog
-from tests.faults.processes import celery_beat
+from tests.faults.processes import celery_beat, stop_all
 from tests.faults.report import summary
 
 # Short leases keep recovery quick; every one can be set from outside for a longer campaign.
@@ -60,8 +60,7 @@ def bench(transactional_db, settings, tmp_path, request) -> Bench:
     beat.start()
     dispatch.use(CeleryDispatcher())
     yield bench
-    for service in [*bench.workers, beat]:
-        service.stop()
+    stop_all([*bench.workers, beat])
     bench.effects.close()
 
 

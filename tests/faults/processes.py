@@ -135,25 +135,31 @@ class Service:
             except ProcessLookupError:
                 pass
 
-    def stop(self) -> None:
-        """Polite stop at the end of a test: SIGTERM to the group, then SIGKILL."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+
+def stop_all(services: list[Service]) -> None:
+    """Polite stop at the end of a test, every service at once: SIGTERM to each leader, then SIGKILL to what
+    is left of each group after the grace. A Celery worker whose pool children get the SIGTERM too hangs in
+    its warm shutdown until killed (15 s each, one after the other, in every test)."""
+    running = [s for s in services if s.proc is not None and s.proc.poll() is None]
+    for service in running:
+        service.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15.0
+    for service in running:
+        try:
+            service.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for service in running:
+        try:
+            os.killpg(service.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        service.proc.wait(timeout=10)
 
 
 def celery_worker(name: str, env: dict[str, str], logs: Path, concurrency: int = 2) -> Service:
