@@ -307,7 +307,7 @@ def check_ticket(bench: Bench, ticket_id: int, source: Path | str, expected: str
         problems.add("stuck", f"join → {join.continuation.key} still {join.status}")
     for attempt in db(lambda: list(MergeAttempt.objects.filter(ticket=ticket, status="running"))):
         problems.add("stuck", f"merge attempt #{attempt.pk} still running ({attempt.pending_action})")
-    for leftover in leftovers(ticket.repository_id, source):
+    for leftover in lasting_leftovers(ticket.repository_id, source):
         problems.add("left_behind", leftover)
     return problems
 
@@ -333,6 +333,16 @@ def _check_task(problems: Problems, ticket: Ticket, task: Task, runs: dict[str, 
 
 def _source_path(source: Path | str) -> Path:
     return Path(str(source).removeprefix("file://"))
+
+
+def lasting_leftovers(repository_id: int, source: Path, wait: float = 3.0) -> list[str]:
+    """``leftovers`` still there ``wait`` seconds later: a git lock or a worktree of an operation under way
+    at the first look (a publish the sweep sent again after an outage, say) is not left behind."""
+    first = leftovers(repository_id, source)
+    if not first:
+        return []
+    time.sleep(wait)
+    return [leftover for leftover in leftovers(repository_id, source) if leftover in first]
 
 
 def leftovers(repository_id: int, source: Path) -> list[str]:

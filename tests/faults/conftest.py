@@ -7,6 +7,7 @@ DAGMERGE_FAULT_REPORT a file each fault is appended to as a JSON line (docs/reli
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -69,4 +70,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("fault campaign")
         for line in summary(RECORDS):
             terminalreporter.write_line(line)
+        for entry in RECORDS:  # in full: an assertion's message is cut short, and CI keeps only this log
+            if entry["problems"]:
+                terminalreporter.write_line(f"{entry['backend']} {entry['kind']} ticket {entry['ticket']}: "
+                                            f"{json.dumps(entry['problems'])}")
+                terminalreporter.write_line(f"  story: {entry.get('story')}")
 
