@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -245,7 +246,7 @@ def _demo(args) -> int:
         print(f"dagmerge demo: a server stopped; see {logs}", file=sys.stderr)
     except KeyboardInterrupt:
         pass
-    _stop_groups(children)
+    stop_servers(children)
     return EXIT_DONE
 
 
@@ -269,31 +270,21 @@ def _framed(lines: list[str]) -> str:
     return "\n".join(["", f"┌{rule}┐", *(f"│ {line:<{width}} │" for line in lines), f"└{rule}┘", ""])
 
 
-def _stop_groups(children: list[subprocess.Popen]) -> None:
-    """Each server runs in its own process group (workers fork pool processes): stop the whole group,
-    politely first."""
-    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        for child in children:
-            try:
-                os.killpg(child.pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        for child in children:
-            try:
-                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                pass
-        if all(_group_gone(child.pid) for child in children):
-            return
-
-
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def stop_servers(children: list[subprocess.Popen], grace: float = 15.0) -> None:
+    """Each server runs in its own process group (workers fork pool processes). SIGTERM goes to each
+    leader only: a Celery worker's warm shutdown stops its pool, and hangs until killed when the pool's
+    processes get the SIGTERM too. Then SIGKILL to what is left of each group, the leader included."""
+    for child in children:
+        child.send_signal(signal.SIGTERM)  # nothing when it has been reaped already
+    deadline = time.monotonic() + grace
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
 
 
 def _interrupt(signum, frame) -> None:

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dagmerge_site.cli import stop_servers
+
 
 def processes() -> list[tuple[int, str, int, int]]:
     """(pid, state, ppid, pgrp) of every process, from /proc."""
@@ -142,24 +144,8 @@ class Service:
 
 
 def stop_all(services: list[Service]) -> None:
-    """Polite stop at the end of a test, every service at once: SIGTERM to each leader, then SIGKILL to what
-    is left of each group after the grace. A Celery worker whose pool children get the SIGTERM too hangs in
-    its warm shutdown until killed (15 s each, one after the other, in every test)."""
-    running = [s for s in services if s.proc is not None and s.proc.poll() is None]
-    for service in running:
-        service.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15.0
-    for service in running:
-        try:
-            service.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for service in running:
-        try:
-            os.killpg(service.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
-        service.proc.wait(timeout=10)
+    """Polite stop at the end of a test, every service at once, as ``dagmerge demo`` stops its servers."""
+    stop_servers([s.proc for s in services if s.proc is not None and s.proc.poll() is None])
 
 
 def celery_worker(name: str, env: dict[str, str], logs: Path, concurrency: int = 2) -> Service:
