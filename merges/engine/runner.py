@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from merges.engine.processes import (
 # Runs before bwrap, so no Python code runs between fork and exec in the (threaded) worker: it joins the
 # run's pids cgroup, lowers the limits and becomes the command (125: no limits, 127: no command).
 _LIMITS_SHIM = """\
-import os, resource, signal, sys, time
+import os, resource, select, signal, sys, time
 procs, nproc, fsize, alive, within, _, *argv = sys.argv[1:]
 try:
     if procs:
@@ -52,6 +53,12 @@ if child == 0:
     except OSError as exc:
         sys.stderr.write(f"cannot start {argv[0]!r}: {exc.strerror}\\n")
         os._exit(127)
+try:  # woken the moment the command ends, not at the next check of the alive file
+    ended = select.poll()
+    ended.register(os.pidfd_open(child), select.POLLIN)
+    wait = ended.poll
+except (AttributeError, OSError):  # a kernel before 5.3
+    wait = lambda ms: time.sleep(ms / 1000)
 while True:
     done, status = os.waitpid(child, os.WNOHANG)
     if done:
@@ -64,7 +71,7 @@ while True:
     if stale:
         sys.stderr.write("dagmerge: the run's lease was not renewed in time; stopping it\\n")
         os.killpg(0, signal.SIGKILL)
-    time.sleep(0.2)
+    wait(200)
 """
 
 
@@ -154,14 +161,15 @@ def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, ex
     reader.start()
     deadline = started + timeout
     timed_out = stopped = False
-    while not _has_exited(proc):
-        if stop is not None and stop.is_set():
-            stopped = True
-            break
-        if time.monotonic() >= deadline:
-            timed_out = True
-            break
-        time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+    with _ExitWatch(proc.pid) as exited:
+        while not _has_exited(proc):
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            exited.wait(min(0.05, max(deadline - time.monotonic(), 0.0)))
     # PID 1 of a sandbox first: its death reaches bwrap only once the kernel has killed every process of
     # the namespace, so nothing of the run is left when this function returns.
     for pid in _children(proc.pid) if isolation.isolated else ():
@@ -179,3 +187,30 @@ def run_confined(argv: Sequence[str], *, isolation: Isolation, workdir: Path, ex
         stopped=stopped,
         output_capped=capped.is_set(),
     )
+
+
+class _ExitWatch:
+    """Waits for a child to exit without reaping it (a zombie keeps its pid, the group id, from reuse):
+    a pidfd wakes the wait as the child ends, where a sleep between checks would add its length to every
+    run. Without pidfds (a kernel before 5.3) the wait is a plain sleep."""
+
+    def __init__(self, pid: int):
+        self._poll: select.poll | None = None
+        self._fd = -1
+        with contextlib.suppress(AttributeError, OSError):
+            self._fd = os.pidfd_open(pid)
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+
+    def __enter__(self) -> _ExitWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+
+    def wait(self, seconds: float) -> None:
+        if self._poll is None:
+            time.sleep(seconds)
+        else:
+            self._poll.poll(seconds * 1000)

@@ -57,3 +57,20 @@ def test_run_cgroups_a_killed_worker_left_are_removed_once_old_and_empty():
         for group in (left, busy):
             group.close()
         own.rmdir()
+
+
+def test_the_exit_watch_wakes_when_the_child_ends_and_leaves_it_unreaped():
+    """run_confined waits on a pidfd instead of sleeping between checks: the wait ends with the child
+    (asked for a minute, it returns long before), and the child stays a zombie for the group kill."""
+    from merges.engine.runner import _ExitWatch
+
+    child = subprocess.Popen(["sh", "-c", "sleep 0.3"])
+    try:
+        started = time.monotonic()
+        with _ExitWatch(child.pid) as watch:
+            watch.wait(60)
+        assert time.monotonic() - started < 30
+        assert os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None  # ended, not reaped
+    finally:
+        child.wait()
+    assert child.returncode == 0
