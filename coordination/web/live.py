@@ -11,11 +11,14 @@ group: the ticket list, the Reviews inbox and every page's navigation count list
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import queue
+import threading
 import time
 from typing import TYPE_CHECKING
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -52,11 +55,56 @@ def announce_saved_event(sender: type, instance: Event, created: bool, **kwargs:
 def announce_on_commit(event: Event) -> None:
     if not settings.REDIS_URL:
         return  # the relay in the ASGI process finds it in the table
-    # robust: a page that misses an announcement catches up on reconnect or by polling, but a channel
-    # layer that is down (Redis restarting) must not stop the callbacks after it (the jobs the same commit
-    # handed over) nor fail a caller whose work is already committed.
-    transaction.on_commit(lambda: async_to_sync(send_event)(get_channel_layer(), event.pk, event.ticket_id,
-                                                            event.kind), robust=True)
+    # Handed to this process's announcer after the commit, not sent from the committing thread: a send
+    # made there (a new event loop and Redis connection each time, about 10 ms) held back the callbacks
+    # after it, the jobs the same commit handed over (the next task's run waited for its task.ready).
+    transaction.on_commit(lambda: ANNOUNCER.put(event.pk, event.ticket_id, event.kind), robust=True)
+
+
+class Announcer:
+    """Sends a process's announcements in order from one thread, on one event loop (so the channel layer
+    keeps its Redis connection). Robust: a page that misses an announcement catches up on reconnect or by
+    polling, so a channel layer that is down (Redis restarting) costs a warning, and nothing waits for it.
+    A forked worker process starts its own thread; at exit what is queued is sent, for a second at most."""
+
+    FLUSH_AT_EXIT_S = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._queue: queue.SimpleQueue[tuple[int, int, str] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def put(self, event_id: int, ticket_id: int, kind: str) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._queue = os.getpid(), queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._run, args=(self._queue,), daemon=True,
+                                                name="dagmerge-announcer")
+                self._thread.start()
+            self._queue.put((event_id, ticket_id, kind))
+
+    def flush(self, timeout: float = FLUSH_AT_EXIT_S) -> None:
+        """Send what is queued (atexit): a short-lived process (``dagmerge submit``) announces its events."""
+        if self._thread is not None and self._pid == os.getpid():
+            with self._lock:
+                self._queue.put(None)
+                self._pid = 0  # the next announcement starts a thread again
+            self._thread.join(timeout)
+
+    @staticmethod
+    def _run(pending: queue.SimpleQueue[tuple[int, int, str] | None]) -> None:
+        loop = asyncio.new_event_loop()
+        while (item := pending.get()) is not None:
+            try:
+                loop.run_until_complete(send_event(get_channel_layer(), *item))
+            except Exception as exc:  # noqa: BLE001 - see the class: never fatal
+                log.warning("event %s not announced: %s", item[0], exc)
+        loop.close()
+
+
+ANNOUNCER = Announcer()
+atexit.register(ANNOUNCER.flush)
 
 
 class EventRelay:

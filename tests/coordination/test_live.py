@@ -241,6 +241,39 @@ def test_an_announcement_the_channel_layer_cannot_take_breaks_nothing_after_the_
     assert Event.objects.filter(ticket=ticket, kind="ticket.note").exists()
 
 
+
+def test_announcements_go_out_in_order_from_the_announcer_not_from_the_committing_thread(settings, monkeypatch):
+    """The jobs a commit hands over go first: the committing thread only queues the announcements, and
+    the process's announcer thread sends them, in the order of the events."""
+    import threading
+
+    from django.db import transaction
+
+    from coordination.web import live
+
+    sent, go = [], threading.Event()
+
+    class RecordingLayer:
+        async def group_send(self, group, message):
+            go.wait(30)  # held until the commit's callbacks ran: the order below is not left to chance
+            sent.append((group, message.get("event_id"), threading.current_thread().name))
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    monkeypatch.setattr(live, "get_channel_layer", lambda: RecordingLayer())
+    ticket = factories.make_ticket("Announced")
+    handed_over = []
+    with transaction.atomic():
+        first = Event.record(ticket, "ticket.note", {})
+        second = Event.record(ticket, "ticket.note", {})
+        transaction.on_commit(lambda: handed_over.append("job"))
+    assert handed_over == ["job"]  # handed over while the announcer is still held: nothing waited for it
+    go.set()
+    live.ANNOUNCER.flush(timeout=60)
+
+    assert [(group, event_id) for group, event_id, _ in sent if group.startswith("ticket-")] == [
+        (f"ticket-{ticket.pk}", first.pk), (f"ticket-{ticket.pk}", second.pk)]
+    assert {thread for _, _, thread in sent} == {"dagmerge-announcer"}
+
 @live
 async def test_the_ticket_list_follows_every_ticket_over_its_socket(ticket, bob):
     communicator = socket("/ws/dashboard/?view=tickets&page=1", bob)
