@@ -179,9 +179,10 @@ def _abandon(attempt: MergeAttempt) -> None:
 def after_merge(ticket_id: int, attempt: MergeAttempt, changed_task_ids: Sequence[int] | None = None) -> None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
-    whole ticket. The next tasks are released before the push: publishing is not on their way."""
-    charge_llm(ticket_id)
+    whole ticket. The next tasks are released first: the spend totals (a reservation already counted what
+    the merge spent, ``llm_budget``) and the push are not on their way."""
     advance(ticket_id, changed_task_ids)
+    charge_llm(ticket_id)
     if attempt.status == "merged":
         publish_ticket(ticket_id)
 
