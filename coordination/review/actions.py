@@ -132,4 +132,4 @@ def carry_out_review(attempt_id: int) -> None:
     if action["kind"] == "retry":
         charge_llm(ticket.pk)
     elif attempt.status != "running":
-        landing.after_merge(ticket.pk, attempt)
+        landing.after_merge(ticket.pk)

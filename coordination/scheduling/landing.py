@@ -24,7 +24,7 @@ from coordination.running.llm_budget import reserved_budget
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
 from coordination.scheduling.rollback import rollback_attempt
-from coordination.scheduling.scheduler import advance
+from coordination.scheduling.scheduler import advance, to_land
 from coordination.scheduling.spending import charge_llm
 from merges.attempts import run_attempt
 from merges.models import MergeAttempt
@@ -78,7 +78,7 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
             return  # cancelled, rolled back or ended while this merge waited for the lease
         completed = complete_unrecorded_merge(ticket, git)
         if completed is not None:  # this very merge, most likely: the checks below now find it done
-            after_merge(ticket.pk, completed)
+            after_merge(ticket.pk)
         if join is not None and not Join.objects.filter(pk=join.pk, status="merging").exists():
             return  # another delivery merged it, or the sweep handed it out again
         landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
@@ -100,7 +100,7 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
         if attempt.status == "running":
             return  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
-    after_merge(ticket.pk, attempt, changed_task_ids=[t.pk for t in tasks])
+    after_merge(ticket.pk, changed_task_ids=[t.pk for t in tasks])
 
 
 def recover_merge(attempt_id: int) -> None:
@@ -129,7 +129,7 @@ def recover_merge(attempt_id: int) -> None:
             else:
                 _abandon(attempt)
     if completed is not None:
-        after_merge(ticket.pk, completed)
+        after_merge(ticket.pk)
 
 
 def complete_unrecorded_merge(ticket: Ticket, git) -> MergeAttempt | None:
@@ -176,15 +176,23 @@ def _abandon(attempt: MergeAttempt) -> None:
             dispatch.submit(Job.LAND_TASK, attempt.task_id)
 
 
-def after_merge(ticket_id: int, attempt: MergeAttempt, changed_task_ids: Sequence[int] | None = None) -> None:
+def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None) -> None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
     whole ticket. The next tasks are released first: the spend totals (a reservation already counted what
-    the merge spent, ``llm_budget``) and the push are not on their way."""
+    the merge spent, ``llm_budget``) and the push are not on their way. The push is left to the ticket's
+    next merge when one is due already (it pushes a head holding this one; the sweep, should it never come):
+    one push per merge was a tenth of a wide ticket's time."""
     advance(ticket_id, changed_task_ids)
     charge_llm(ticket_id)
-    if attempt.status == "merged":
-        publish_ticket(ticket_id)
+    if not merge_due(ticket_id):
+        publish_ticket(ticket_id)  # nothing to do when the source shows the head already
+
+
+def merge_due(ticket_id: int) -> bool:
+    """Another merge of the ticket is queued or under way: a join's, or a finished task's on its own."""
+    return (Join.objects.filter(ticket_id=ticket_id, status__in=("synthesizing", "merging")).exists()
+            or Task.objects.filter(to_land(), ticket_id=ticket_id).exists())
 
 
 def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | None, attempt: MergeAttempt) -> None:

@@ -174,7 +174,7 @@ class ClaimBook:
     @classmethod
     def holding(cls) -> Q:
         """``holds`` as a filter on tasks."""
-        return Q(status__in=cls.ACTIVE) | _to_land()
+        return Q(status__in=cls.ACTIVE) | to_land()
 
     def release_if_free(self, task: Task) -> None:
         blocking = ownership.overlapping_claims(task.owned_files, self.held, self.files) if (
@@ -218,7 +218,7 @@ def join_verdict(strategy: str, source_statuses: list[str]) -> str:
     return "ready" if finished and succeeded >= needed else "waiting"
 
 
-def _to_land() -> Q:
+def to_land() -> Q:
     """Tasks that succeeded and whose merge is due or under way (a join's sources land with the join)."""
     joined = Exists(Join.sources.through.objects.filter(task_id=OuterRef("pk")))
     return Q(status="succeeded", landed=False) & ~Q(joined)
@@ -228,7 +228,7 @@ def _settle_ticket(ticket: Ticket) -> None:
     """Done, failed, or on its way, asked of the database in a few queries (usually one: is anything
     running?) rather than by reading every task."""
     tasks = ticket.tasks.all()
-    if tasks.filter(Q(status__in=UNFINISHED_TASK) | _to_land()).exists():
+    if tasks.filter(Q(status__in=UNFINISHED_TASK) | to_land()).exists():
         return  # running, or a finished task's work is on its way to the ticket branch
     # A source a partial join went on without (success_only, quorum) does not keep the ticket from done;
     # anything else that depended on it is blocked, and that does.
