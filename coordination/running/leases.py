@@ -72,12 +72,16 @@ class Lease:
         return bool(rows.update(**{self._owner_field: self.owner, self._expires_field: self._until()}, **also))
 
     def take_waiting(self, wait_seconds: float, poll: float = 0.05) -> None:
-        """Take the lease, waiting up to ``wait_seconds`` for its holder; raises TimeoutError."""
+        """Take the lease, waiting up to ``wait_seconds`` for its holder; raises TimeoutError. Tried again
+        after 5 ms, then less and less often, up to every ``poll`` seconds: the merge lease a waiting merge
+        wants is mostly held for a few tens of milliseconds, and a worker slot waits meanwhile."""
         deadline = time.monotonic() + wait_seconds
+        pause = min(0.005, poll)
         while not self.take():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.model.__name__} {self.pk}: held by another worker for {wait_seconds:g} s")
-            time.sleep(poll)
+            time.sleep(pause)
+            pause = min(pause * 2, poll)
 
     def renew(self) -> bool:
         """Extend the lease; False when this owner no longer holds it (taken over, or the row moved on)."""
