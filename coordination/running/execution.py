@@ -11,12 +11,13 @@ import json
 import logging
 import shlex
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from coordination.domain import dispatch, ownership
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 LOG_FLUSH_SECONDS = 1.0
 MAX_RESULT_BYTES = 1 << 20  # $DAGMERGE_RESULT is read into memory and stored in a row: bounded before reading
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for a transaction it rolled back to break a deadlock
+DEADLOCK_RETRIES = (0.01, 0.05, 0.2, None)  # pause before each next try; None: the last
 
 
 @dataclass
@@ -88,7 +91,23 @@ def task_lease(task_id: int) -> Lease:
 
 
 def claim(task_id: int, owner: str) -> Task | None:
-    """Take a ready task (conditional UPDATE); None when another run has it or it is not ready."""
+    """Take a ready task (conditional UPDATE); None when another run has it or it is not ready.
+
+    A deadlock PostgreSQL broke by rolling this side back (its commit checks the event's ticket while
+    another transaction holds the ticket row) is tried again: nothing of it was kept, and the UPDATE is
+    conditional. Given up, the task would wait ready for the sweep's resend, minutes later."""
+    for wait in DEADLOCK_RETRIES:
+        try:
+            return _claim(task_id, owner)
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != DEADLOCK or wait is None:
+                raise
+            log.warning("task %s: claim deadlocked, trying again", task_id)
+            time.sleep(wait)
+    return None  # not reached: the last try returns or raises
+
+
+def _claim(task_id: int, owner: str) -> Task | None:
     lease_until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
     with transaction.atomic():
         taken = Task.objects.filter(pk=task_id, status="ready").update(
