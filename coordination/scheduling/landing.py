@@ -179,14 +179,14 @@ def _abandon(attempt: MergeAttempt) -> None:
 def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None) -> None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
-    whole ticket. The next tasks are released first: the spend totals (a reservation already counted what
-    the merge spent, ``llm_budget``) and the push are not on their way. The push is left to the ticket's
+    whole ticket. The next tasks are released first: the push and the spend totals (a reservation already
+    counted what the merge spent, ``llm_budget``) are not on their way. The push is left to the ticket's
     next merge when one is due already (it pushes a head holding this one; the sweep, should it never come):
     one push per merge was a tenth of a wide ticket's time."""
     advance(ticket_id, changed_task_ids)
-    charge_llm(ticket_id)
     if not merge_due(ticket_id):
         publish_ticket(ticket_id)  # nothing to do when the source shows the head already
+    charge_llm(ticket_id)  # after the push's git work: at once, its write waited for the next task's claim (SQLite)
 
 
 def merge_due(ticket_id: int) -> bool:
