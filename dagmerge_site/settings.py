@@ -189,7 +189,7 @@ CELERY_RESULT_EXTENDED = True
 CELERY_TASK_ACKS_LATE = True
 # A worker process keeps its database connection across jobs (coordination.jobs.dispatchers), renewed every
 # this many jobs; Celery's default closes it after every job.
-CELERY_DB_REUSE_MAX = env_int("DAGMERGE_DB_REUSE_MAX", 500, 1)
+CELERY_DB_REUSE_MAX = 500
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "git"
