@@ -131,6 +131,35 @@ def test_python_imports_a_side_left_unsorted_go_in_finish_order():
     assert kinds(result) == [("imports", FINISH_ORDER)]
 
 
+def test_python_imports_equal_without_case_are_sorted_by_case_as_tools_do():
+    # pytest f617bab0a2 (src/_pytest/capture.py): "Final" and "final" from typing, in a block sorted without
+    # regard to case; the author put the capitalised one first
+    base = "from typing import AnyStr\nfrom typing import BinaryIO\nfrom typing import Generator\n"
+    ours = base.replace("Generator", "final\nfrom typing import Generator")
+    theirs = base.replace("Generator", "Final\nfrom typing import Generator")
+    result = merged("capture.py", base, ours, theirs)
+    assert result.text == base.replace("Generator", "Final\nfrom typing import final\nfrom typing import Generator")
+    assert kinds(result) == [("imports", SORTED)]
+
+
+def test_python_imports_both_inserted_between_two_imports_out_of_sorted_order_are_declined():
+    # pip 063b899c3b (vcs/mercurial.py) and sphinx b9a3f7e3df: where sorting cannot place them, the author's
+    # order of two imports put between two others was ours-first only half the time
+    base = "import os\n\nfrom pip._internal.utils.misc import display_path\nfrom pip._internal.vcs import vcs\n"
+    at = "from pip._internal.vcs"
+    ours = base.replace(at, "from pip._internal.utils.compat import samefile\n" + at)
+    theirs = base.replace(at, "from pip._internal.exceptions import BadCommand\n" + at)
+    assert merge("mercurial.py", base, ours, theirs) is None
+
+
+def test_python_imports_both_appended_to_their_section_still_go_in_finish_order():
+    base = "from flask import Flask\n\napp = Flask(__name__)\n"
+    ours = base.replace("Flask\n\n", "Flask\nfrom flask import jsonify\n\n")
+    theirs = base.replace("Flask\n\n", "Flask\nfrom flask import session\n\n")
+    result = merged("app.py", base, ours, theirs)
+    assert result.text.startswith("from flask import Flask\nfrom flask import jsonify\nfrom flask import session\n\n")
+
+
 def test_python_same_function_added_by_both_sides_is_declined():
     base = "def load():\n    pass\n"
     ours = base + "\n\ndef parse(text):\n    return text.split()\n"
@@ -715,6 +744,40 @@ def test_changelog_entries_both_appended_go_in_finish_order():
     result = merged("NEWS", base, ours, theirs)
     assert result.text == base + "* Ours: a new flag.\n* Theirs: a new option.\n"
     assert kinds(result) == [("changelog entries", FINISH_ORDER)]
+
+
+def test_changelog_entries_both_inserted_between_two_entries_are_declined():
+    # pytest dde0a81677 (CHANGELOG): both sides put an entry after the first one; the author put the later
+    # side's first. Between two entries the order was ours-first in about half of the replayed hunks.
+    base = "2.4.0\n-----\n\n- fix issue370: trial compat.\n\n- fix pexpect-3.0 compatibility.\n"
+    ours = base.replace("\n\n- fix pexpect", "\n\n- fix issue380: resultlog uses longrepr.\n\n- fix pexpect")
+    theirs = base.replace("\n\n- fix pexpect", "\n\n- don't hide an ImportError of a plugin.\n\n- fix pexpect")
+    assert merge("CHANGELOG", base, ours, theirs) is None
+
+
+def test_changelog_entries_newest_first_keep_the_later_sides_own_gap_below_it():
+    # pytest b0b6695538 (CHANGELOG): entries without blank lines between them; the merged entries are too
+    base = "2.3.0\n-----\n\n- fix issue198 - conftest fixtures on windows.\n- fix issue165 - broken links.\n"
+    ours = base.replace("\n\n- fix issue198", "\n\n- fix issue139 - introduce @pytest.fixture.\n- fix issue198")
+    theirs = base.replace("\n\n- fix issue198", "\n\n- fix issue202 - better names.\n- fix issue198")
+    result = merged("CHANGELOG", base, ours, theirs)
+    both = "\n\n- fix issue202 - better names.\n- fix issue139 - introduce @pytest.fixture.\n- fix issue198"
+    assert result.text == base.replace("\n\n- fix issue198", both)
+    assert kinds(result) == [("changelog entries", NEWEST_FIRST)]
+
+
+def test_changelog_new_release_section_above_an_edited_one_keeps_the_blank_lines_its_side_wrote():
+    # sphinx f666208d78 (CHANGES.rst): a release is named while the next one is opened above it, two blank
+    # lines below the new section as its side wrote them (the file's usual gap between releases is one)
+    base = "Release 9.0.3 (in development)\n==============================\n\nBugs fixed\n----------\n\n* Fix a.\n\n" \
+        "Release 9.0.2 (released Dec 03, 2025)\n=====================================\n\n* Fix b.\n"
+    ours = base.replace("9.0.3 (in development)\n==============================",
+                        "9.0.3 (released Dec 04, 2025)\n=====================================")
+    theirs = "Release 9.0.4 (in development)\n==============================\n\nBugs fixed\n----------\n\n\n" + base
+    result = merged("CHANGES.rst", base, ours, theirs)
+    assert result.text == "Release 9.0.4 (in development)\n==============================\n\nBugs fixed\n" \
+        "----------\n\n\n" + ours
+    assert kinds(result) == [("changelog sections", NEWEST_FIRST)]
 
 
 def test_changelog_new_version_and_entry_in_the_current_one():

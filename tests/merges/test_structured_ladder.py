@@ -115,11 +115,19 @@ def test_a_grouped_changelog_stays_grouped():
 
 
 def test_an_order_rule_left_out_gives_the_hunk_to_the_next_rule_and_without_any_it_stays_open():
-    sides = (BASE_IMPORT, OURS_IMPORT, THEIRS_IMPORT)
+    sides = (BASE_IMPORT, BASE_IMPORT.replace("splitext", "splitext, walk"),
+             BASE_IMPORT.replace("splitext", "splitext, stat"))  # both appended to the names
+    assert [o.order for o in resolve("cli.py", *sides).outcomes] == [SORTED]
     without_sorting = resolve("cli.py", *sides, order_rules=[r for r in ORDER_RULES if r != SORTED])
     assert [o.order for o in without_sorting.outcomes] == [FINISH_ORDER]
-    assert without_sorting.text == BASE_IMPORT.replace("basename, ", "basename, exists, dirname, ")
+    assert without_sorting.text == BASE_IMPORT.replace("splitext", "splitext, walk, stat")
     assert [o.resolver for o in resolve("cli.py", *sides, order_rules=()).outcomes] == [None]
+
+
+def test_names_both_imported_between_two_names_stay_open_when_sorting_cannot_order_them():
+    sides = (BASE_IMPORT, OURS_IMPORT, THEIRS_IMPORT)
+    without_sorting = resolve("cli.py", *sides, order_rules=[r for r in ORDER_RULES if r != SORTED])
+    assert [o.resolver for o in without_sorting.outcomes] == [None]
 
 
 def test_merge_file_complementary_says_what_the_structured_tier_kept(tmp_path):

@@ -98,8 +98,8 @@ def py_keys(node: Node, src: bytes, name: str) -> Sequence[object]:
         return (
             (is_from, module, line),
             (module, is_from, line),
-            (module, is_from, line.casefold()),
-            (line.casefold(),),
+            (module, is_from, line.casefold(), line),
+            (line.casefold(), line),
         )
     short = name.split(" ", 1)[-1]
     return ((short,), (short.casefold(),))

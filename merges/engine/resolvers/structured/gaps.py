@@ -38,6 +38,8 @@ def _chosen(member: Member, previous: Member, layouts: list[Layout], both_new: b
         if gap is None and i:
             gap = layout.members[i].gap
     if gap is None:
+        gap = _gap_after(previous, lb, lo, lt)
+    if gap is None:
         return usual if usual is not None else _fallback_gap(member)
     if both_new and member.family in GROUPED_BY_BLANK_LINES and usual is not None and gap.count(b"\n") >= 2:
         return usual
@@ -74,6 +76,19 @@ def _usual_gap(member: Member, previous: Member, layouts: list[Layout]) -> bytes
         if m.family == member.family and p.family == previous.family
     )
     return gaps.most_common(1)[0][0] if gaps else None
+
+
+def _gap_after(previous: Member, lb: Layout, lo: Layout, lt: Layout) -> bytes | None:
+    """The gap a side put below a member it inserted, before whatever followed it there: where the other side's
+    insertion now follows it (theirs above ours at the top of a changelog), the blank lines that side chose to
+    end its own entry or section with stay as it wrote them."""
+    if previous.sig in lb.index:
+        return None
+    for layout in (lo, lt):
+        i = layout.index.get(previous.sig)
+        if i is not None and i + 1 < len(layout.members):
+            return layout.members[i + 1].gap
+    return None
 
 
 def _predecessor(layout: Layout, sig: str) -> str | None:

@@ -11,7 +11,11 @@ each side's own placement stands. The rules, strongest first:
 - **grouped by prefix**: the neighbours fall into contiguous groups by category ("Fix:", "Docs:", "lint:")
   and the place is the border between two groups: each insertion joins its own group.
 - **newest first**: a changelog list both sides added to at the top: theirs (the later) above ours.
-- **finish order**: otherwise ours (the side already merged) then theirs.
+- **finish order**: otherwise ours (the side already merged) then theirs -- where they append to a run of
+  like members (or meet another family below), and between two definitions or members. At the head of a run,
+  and between two changelog entries or two imports, it declines: replayed on fourteen repositories, the
+  author kept ours first there about half the time (changelog entries 30 of 54, imports 15 of 29, at a head
+  4 of 12), against 80 % when appending and 70--88 % between definitions.
 
 A caller may leave rules out (``rules``): a rule left out is skipped, and without "finish order" insertions
 no other rule orders are declined (None).
@@ -41,6 +45,9 @@ MIN_SORTED_OTHER = 3
 # (cobra's projects list: "VMware's [Tanzu...]" among "[Name](...)" entries).
 SORTED_WINDOW = 6
 GROUPED_BY_BLANK_LINES = frozenset({"import"})
+# Families whose insertions between two members follow no order people keep (replay: changelog entries and
+# imports inserted by both sides between two members came in finish order about half the time).
+UNORDERED_BETWEEN = frozenset({"entry", "import"})
 
 
 def order_insertions(
@@ -55,8 +62,9 @@ def order_insertions(
     (nearest last and nearest first). None: no rule of ``rules`` orders them."""
     inserted = ours + theirs
     families = {member.family for member in inserted}
+    before, after = left, right
     if len(families) == 1:
-        family = families.pop()
+        family = next(iter(families))
         before, after = _run_before(left, family), _run_after(right, family)
         if family in GROUPED_BY_BLANK_LINES and right and _starts_group(right[0]) and _start_a_group(ours, theirs):
             before, after = [], _run_after(right, family, joined=True)  # both opened the section below
@@ -68,7 +76,9 @@ def order_insertions(
             return ordered, GROUPED
     if NEWEST_FIRST in rules and profile.newest_first and not left and right:
         return theirs + ours, NEWEST_FIRST
-    return (inserted, FINISH_ORDER) if FINISH_ORDER in rules else None
+    if FINISH_ORDER not in rules or after and (not before or families & UNORDERED_BETWEEN):
+        return None  # at the head of a run of like members, or between two entries or imports: no evident order
+    return inserted, FINISH_ORDER
 
 
 def _run_before(left: list[Member], family: str) -> list[Member]:
