@@ -19,7 +19,6 @@ class Queue(enum.StrEnum):
 
 class Job(enum.StrEnum):
     RUN_TASK = "run_task"
-    TASK_FINISHED = "task_finished"
     LAND_TASK = "land_task"
     CONVERGE_JOIN = "converge_join"
     ADVANCE = "advance"

@@ -6,12 +6,10 @@ from collections.abc import Callable
 
 from coordination.domain.dispatch import Job
 from coordination.review import actions as review_actions
-from coordination.running import execution
-from coordination.scheduling import landing, publishing, scheduler
+from coordination.scheduling import landing, publishing, relay, scheduler
 
 JOBS: dict[Job, Callable[[int], object]] = {
-    Job.RUN_TASK: execution.run_task,
-    Job.TASK_FINISHED: landing.task_finished,
+    Job.RUN_TASK: relay.run_task,
     Job.LAND_TASK: landing.land_task,
     Job.CONVERGE_JOIN: landing.converge_join,
     Job.ADVANCE: scheduler.advance,

@@ -20,9 +20,8 @@ from django.conf import settings
 from django.db import DatabaseError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from coordination.domain import dispatch, ownership
+from coordination.domain import ownership
 from coordination.domain.budget import llm_settings
-from coordination.domain.dispatch import Job
 from coordination.domain.tokens import ticket_token
 from coordination.models import Event, OwnershipClaim, Task
 from coordination.running import workspace
@@ -52,24 +51,43 @@ class Outcome:
     log_tail: str = ""
 
 
-def run_task(task_id: int) -> None:
-    """Claim, run and record, under the lease. The heartbeat renews it until the outcome is recorded:
-    the database may be away for a moment when the run ends (a PostgreSQL restart), and a result written
-    only once the lease had lapsed would be lost while the sweep ran the task a second time."""
+@dataclass
+class Claimed:
+    """A task this worker claimed, and the lease it holds on it."""
+
+    task: Task
+    lease: Lease
+
+
+def run_task(task_id: int) -> bool:
+    """Claim, run and record; True when this run recorded the outcome (what follows, the landing, is the
+    caller's: ``scheduling.relay``)."""
+    claimed = claim_task(task_id)
+    return claimed is not None and carry_out(claimed)
+
+
+def claim_task(task_id: int) -> Claimed | None:
+    """Claim a ready task under a new lease; None when another run has it or it is not ready."""
     lease = task_lease(task_id)
     task = claim(task_id, lease.owner)
-    if task is None:
-        return
-    with lease.heartbeat(name=f"task-{task_id}") as heartbeat:
+    return Claimed(task, lease) if task is not None else None
+
+
+def carry_out(claimed: Claimed) -> bool:
+    """Run a claimed task and record its outcome under the lease; True when this run recorded it. The
+    heartbeat renews the lease until the outcome is recorded: the database may be away for a moment when
+    the run ends (a PostgreSQL restart), and a result written only once the lease had lapsed would be lost
+    while the sweep ran the task a second time."""
+    task, lease = claimed.task, claimed.lease
+    with lease.heartbeat(name=f"task-{task.pk}") as heartbeat:
         outcome = _run(task, heartbeat)
         if outcome is None:
-            return
+            return False
         outcome.result["worker"] = lease.owner
-        recorded = heartbeat.while_held(lambda: finish(task_id, lease.owner, outcome))
+        recorded = heartbeat.while_held(lambda: finish(task.pk, lease.owner, outcome))
     if recorded is None:
-        log.warning("task %s: %s; its outcome is dropped", task_id, heartbeat.reason)
-    elif recorded:
-        dispatch.submit(Job.TASK_FINISHED, task_id)
+        log.warning("task %s: %s; its outcome is dropped", task.pk, heartbeat.reason)
+    return bool(recorded)
 
 
 def _run(task: Task, heartbeat: Heartbeat) -> Outcome | None:

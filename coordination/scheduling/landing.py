@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -33,24 +33,31 @@ from merges.recovery import CannotRollBack
 log = logging.getLogger(__name__)
 
 WORKING = ("pending", "running", "merging", "awaiting_review")  # a ticket that lands work
+Released = Callable[[], object]  # called once the tasks a landing released are handed over, before the push
 
-def task_finished(task_id: int) -> None:
+
+def _nothing() -> None:
+    return None
+
+
+def task_finished(task_id: int, released: Released = _nothing) -> None:
     """A task ended: land its work if no join waits for it, then move the ticket on."""
     task = Task.objects.get(pk=task_id)
     if (task.result or {}).get("llm_invocations"):
         charge_llm(task.ticket_id)
     if task.status == "succeeded" and not task.source_of_joins.exists():
-        land_task(task_id)
+        land_task(task_id, released)
     else:
         advance(task.ticket_id, changed_task_ids=[task.pk])
+        released()
 
 
-def land_task(task_id: int) -> None:
+def land_task(task_id: int, released: Released = _nothing) -> None:
     """Merge a finished task's branch into the ticket branch (a task that is no join's source)."""
     task = Task.objects.select_related("ticket__repository").get(pk=task_id)
     if task.landed or task.status != "succeeded" or task.source_of_joins.exists():
         return
-    _merge_into_ticket(task.ticket, [task], join=None)
+    _merge_into_ticket(task.ticket, [task], join=None, released=released)
 
 
 def converge_join(join_id: int) -> None:
@@ -70,7 +77,7 @@ def converge_join(join_id: int) -> None:
     _merge_into_ticket(join.ticket, sources, join=join)
 
 
-def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None) -> None:
+def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None, released: Released = _nothing) -> None:
     git = workspace.clone_git(ticket.repository_id)
     with ticket_merge_lease(ticket.pk) as beat:
         ticket.refresh_from_db()
@@ -100,7 +107,7 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None)
         if attempt.status == "running":
             return  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
-    after_merge(ticket.pk, changed_task_ids=[t.pk for t in tasks])
+    after_merge(ticket.pk, changed_task_ids=[t.pk for t in tasks], released=released)
 
 
 def recover_merge(attempt_id: int) -> None:
@@ -176,14 +183,16 @@ def _abandon(attempt: MergeAttempt) -> None:
             dispatch.submit(Job.LAND_TASK, attempt.task_id)
 
 
-def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None) -> None:
+def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None,
+                released: Released = _nothing) -> None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
-    whole ticket. The next tasks are released first: the push and the spend totals (a reservation already
-    counted what the merge spent, ``llm_budget``) are not on their way. The push is left to the ticket's
-    next merge when one is due already (it pushes a head holding this one; the sweep, should it never come):
-    one push per merge was a tenth of a wide ticket's time."""
+    whole ticket. The next tasks are released first (and ``released`` called: the relay claims one there):
+    the push and the spend totals (a reservation already counted what the merge spent, ``llm_budget``) are
+    not on their way. The push is left to the ticket's next merge when one is due already (it pushes a head
+    holding this one; the sweep, should it never come): one push per merge was a tenth of a wide ticket's time."""
     advance(ticket_id, changed_task_ids)
+    released()
     if not merge_due(ticket_id):
         publish_ticket(ticket_id)  # nothing to do when the source shows the head already
     charge_llm(ticket_id)  # after the push's git work: at once, its write waited for the next task's claim (SQLite)

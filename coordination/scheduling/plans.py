@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from django.conf import settings
@@ -31,7 +31,7 @@ def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:
     return MergePlan(
         sources=[Source(t.key, t.head_sha, fork_point=t.start_sha or None) for t in tasks],
         branches={t.key: t.branch for t in tasks},
-        sides={t.key: side_intent(git, t) for t in tasks},
+        sides=SideIntents(git, tasks),
         policy=LadderPolicy(
             # Tasks of one ticket are siblings: both changes are meant to land.
             rule_set="complementary", conflict_threshold=ticket.conflict_threshold,
@@ -44,6 +44,26 @@ def merge_plan(ticket: Ticket, tasks: Sequence[Task]) -> MergePlan:
                              network=ticket.network)
         if ticket.verify_command else None,
     )
+
+
+class SideIntents(Mapping[str, SideIntent]):
+    """What each task meant, read when a conflict reaches a tier that uses it (its diff stat is a git
+    process): most merges are clean and never look."""
+
+    def __init__(self, git, tasks: Sequence[Task]):
+        self.git, self.tasks = git, {t.key: t for t in tasks}
+        self.read: dict[str, SideIntent] = {}
+
+    def __getitem__(self, key: str) -> SideIntent:
+        if key not in self.read:
+            self.read[key] = side_intent(self.git, self.tasks[key])
+        return self.read[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
 
 
 def side_intent(git, task: Task) -> SideIntent:

@@ -92,6 +92,8 @@ def converge(
     that cannot merge cleanly (its conflicts are returned; nothing after it is merged)."""
     started = time.monotonic()
     result = ConvergenceResult(start_head=head, head=head)
+    if len(sources) == 1 and git.is_ancestor(head, sources[0].sha):
+        return _on_top(git, result, sources[0], message, started)
     by_name = {s.name: s for s in sources}
     found = git.fork_points(head, [s.sha for s in sources if not s.fork_point])
     forks = {s.name: s.fork_point or found[s.sha] or head for s in sources}
@@ -153,6 +155,20 @@ def converge(
             cached[n] = None  # the head moved: an untouched source still merges cleanly, but anew
 
     result.merge_tree_runs = scorer.runs
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def _on_top(git: Git, result: ConvergenceResult, source: Source, message: Callable[[Source], str],
+            started: float) -> ConvergenceResult:
+    """One source made on top of the head (a chain's next task): merging it gives its own tree, with no
+    merge to run. Still a merge commit, as any landing is; nothing to do when the head holds it already."""
+    result.scores[source.name] = 0
+    if source.sha == result.head:
+        result.already_merged.append(source.name)
+    else:
+        result.head = git.commit_tree(f"{source.sha}^{{tree}}", [result.head, source.sha], message(source))
+        result.order.append(source.name)
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 

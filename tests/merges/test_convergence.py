@@ -97,3 +97,33 @@ def test_a_source_already_on_the_head_is_skipped_without_a_commit(tmp_path):
 
     assert result.clean and result.head == feature
     assert result.already_merged == ["feature"] and result.order == []
+
+
+def test_a_source_made_on_top_of_the_head_lands_its_own_tree_in_a_merge_commit_without_a_merge(tmp_path):
+    repo, base, shas = _sources(tmp_path)
+
+    result = converge(repo.git, base, [Source("S1", shas["S1"], fork_point=base)])
+
+    assert result.clean and result.order == ["S1"] and result.scores == {"S1": 0}
+    assert result.merge_tree_runs == 0
+    assert repo.git.tree_of(result.head) == repo.git.tree_of(shas["S1"])
+    assert repo.git.text("rev-list", "--parents", "-n", "1", result.head).split()[1:] == [base, shas["S1"]]
+
+
+def test_a_source_the_head_holds_already_adds_no_commit(tmp_path):
+    repo, _, shas = _sources(tmp_path)
+
+    result = converge(repo.git, shas["S1"], [Source("S1", shas["S1"])])
+
+    assert result.clean and result.head == shas["S1"] and result.already_merged == ["S1"] and result.order == []
+
+
+def test_a_source_not_on_top_of_the_head_is_merged_for_real(tmp_path):
+    repo, base, shas = _sources(tmp_path)
+    head = converge(repo.git, base, [Source("S1", shas["S1"], fork_point=base)]).head
+
+    result = converge(repo.git, head, [Source("S3", shas["S3"], fork_point=base)])
+
+    assert result.clean and result.merge_tree_runs == 1
+    merged = repo.show(result.head, "f.txt")
+    assert "S1 line 10" in merged and "S3 line 12" in merged

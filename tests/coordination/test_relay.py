@@ -1,0 +1,110 @@
+"""The worker that ran a task lands it and carries on with what that released, without a queue in between;
+the released work is still handed over, so a second worker (or a redelivered message) finds it taken."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from coordination.domain import dispatch
+from coordination.models import Join, Task
+from coordination.running import execution
+from coordination.scheduling import landing, relay, scheduler
+from merges.engine.git import Git
+from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _chain(tmp_path, length: int):
+    repo = source_repo(tmp_path)
+    keys = [f"c{i}" for i in range(length)]
+    ticket = submit(repo, [{"key": key, "command": sh(f"echo {key} > {key}.txt"), "depends_on": keys[i - 1:i]}
+                           for i, key in enumerate(keys)])
+    scheduler.advance(ticket.pk)
+    return repo, ticket, {t.key: t for t in Task.objects.filter(ticket=ticket)}
+
+
+def test_one_job_runs_lands_and_releases_a_whole_chain_and_the_handed_over_runs_find_it_taken(tmp_path):
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    repo, ticket, tasks = _chain(tmp_path, 3)
+    recorder.jobs.clear()  # c0's own job: the test runs it
+
+    relay.run_task(tasks["c0"].pk)
+
+    ticket.refresh_from_db()
+    assert ticket.status == "done"
+    rows = {t.key: t for t in Task.objects.filter(ticket=ticket)}
+    assert all(t.status == "succeeded" and t.landed and t.attempts == 1 for t in rows.values())
+    head = Git(repo.path).rev_parse(ticket.ref)
+    for key in ("c0", "c1", "c2"):
+        assert Git(repo.path).text("show", f"{head}:{key}.txt") == key
+    assert rows["c2"].start_sha != rows["c1"].start_sha != rows["c0"].start_sha  # each on its parent's landing
+    handed_over = [pk for job, pk in recorder.jobs if job == "run_task"]
+    assert handed_over == [tasks["c1"].pk, tasks["c2"].pk]  # sent all the same
+    for pk in handed_over:  # a second worker gets the messages: nothing runs twice
+        relay.run_task(pk)
+    assert all(t.attempts == 1 for t in Task.objects.filter(ticket=ticket))
+
+
+def test_the_task_that_completes_a_join_converges_it_and_runs_the_continuation(tmp_path):
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    repo = source_repo(tmp_path)
+    ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt")},
+                           {"key": "B", "command": sh("echo b > b.txt")},
+                           {"key": "C", "command": sh("cat a.txt b.txt > c.txt"), "depends_on": ["A", "B"]}])
+    scheduler.advance(ticket.pk)
+    tasks = {t.key: t for t in Task.objects.filter(ticket=ticket)}
+    join = Join.objects.get(continuation=tasks["C"])
+
+    relay.run_task(tasks["A"].pk)  # a source: nothing to land, the join still waits for B
+    assert Task.objects.get(pk=tasks["C"].pk).status == "pending"
+
+    relay.run_task(tasks["B"].pk)
+
+    join.refresh_from_db()
+    ticket.refresh_from_db()
+    assert join.status == "merged" and ticket.status == "done"
+    assert Git(repo.path).text("show", f"{ticket.head_sha}:c.txt") == "a\nb"
+    assert ("converge_join", join.pk) in recorder.jobs and ("run_task", tasks["C"].pk) in recorder.jobs
+    landing.converge_join(join.pk)  # the handed-over job, delivered late: the join is taken
+    assert Join.objects.get(pk=join.pk).merge_attempts.count() == 1
+
+
+class ClaimingElsewhere(RecordingDispatcher):
+    """A second worker that claims every released task the moment its job is handed over."""
+
+    def submit(self, job, object_id: int) -> None:
+        super().submit(job, object_id)
+        if job.value == "run_task":
+            transaction.on_commit(lambda: execution.claim(object_id, "other-worker"))
+
+
+def test_a_released_task_another_worker_claimed_first_is_left_to_it(tmp_path):
+    dispatch.use(RecordingDispatcher())
+    _, _, tasks = _chain(tmp_path, 2)
+    dispatch.use(ClaimingElsewhere())
+
+    relay.run_task(tasks["c0"].pk)
+
+    c1 = Task.objects.get(pk=tasks["c1"].pk)
+    assert Task.objects.get(pk=tasks["c0"].pk).landed
+    assert c1.status == "running" and c1.lease_owner == "other-worker" and c1.attempts == 1
+
+
+def test_a_chain_longer_than_the_relay_limit_goes_on_through_the_queue(tmp_path, monkeypatch):
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    monkeypatch.setattr(relay, "RELAY_LIMIT", 2)
+    _, ticket, tasks = _chain(tmp_path, 3)
+
+    relay.run_task(tasks["c0"].pk)
+
+    rows = {t.key: t.status for t in Task.objects.filter(ticket=ticket)}
+    assert rows == {"c0": "succeeded", "c1": "succeeded", "c2": "ready"}
+    assert ("run_task", tasks["c2"].pk) in recorder.jobs  # its job was handed over when it was released
+    relay.run_task(tasks["c2"].pk)
+    ticket.refresh_from_db()
+    assert ticket.status == "done"
