@@ -3,10 +3,14 @@ the released work is still handed over, so a second worker (or a redelivered mes
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from coordination.domain import dispatch
+from coordination.jobs import sweeping
 from coordination.models import Join, Task
 from coordination.running import execution
 from coordination.scheduling import landing, relay, scheduler
@@ -108,3 +112,60 @@ def test_a_chain_longer_than_the_relay_limit_goes_on_through_the_queue(tmp_path,
     relay.run_task(tasks["c2"].pk)
     ticket.refresh_from_db()
     assert ticket.status == "done"
+
+
+class WorkerDied(BaseException):
+    """Stands in for SIGKILL: nothing below catches it, as nothing runs after a kill."""
+
+
+def _dies(*_args, **_kwargs):
+    raise WorkerDied
+
+
+def _an_hour_ago(ticket) -> None:
+    """Everything of the ticket was queued long ago: the sweep sends lost jobs again, and leases lapsed."""
+    past = timezone.now() - timedelta(hours=1)
+    Task.objects.filter(ticket=ticket).update(updated_at=past)
+    Task.objects.filter(ticket=ticket, lease_expires_at__isnull=False).update(lease_expires_at=past)
+
+
+def test_a_worker_dead_between_recording_a_task_and_landing_it_leaves_the_landing_to_the_sweep(tmp_path, monkeypatch):
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    _, ticket, tasks = _chain(tmp_path, 2)
+    monkeypatch.setattr(relay, "task_finished", _dies)
+    with pytest.raises(WorkerDied):
+        relay.run_task(tasks["c0"].pk)
+    monkeypatch.undo()
+    assert Task.objects.get(pk=tasks["c0"].pk).status == "succeeded"
+    recorder.jobs.clear()
+
+    _an_hour_ago(ticket)
+    sweeping.sweep()
+
+    assert recorder.jobs == [("land_task", tasks["c0"].pk)]
+    landing.land_task(tasks["c0"].pk)
+    relay.run_task(tasks["c1"].pk)
+    ticket.refresh_from_db()
+    assert ticket.status == "done"
+    assert [t.attempts for t in Task.objects.filter(ticket=ticket).order_by("key")] == [1, 1]
+
+
+def test_a_worker_dead_after_claiming_the_released_task_leaves_it_to_the_sweep_once_the_lease_lapses(tmp_path):
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    _, ticket, tasks = _chain(tmp_path, 2)
+    assert execution.run_task(tasks["c0"].pk)
+    assert relay.land_and_claim_next(tasks["c0"].pk) is not None  # c1 claimed; the worker dies before running it
+    c1 = Task.objects.get(pk=tasks["c1"].pk)
+    assert Task.objects.get(pk=tasks["c0"].pk).landed and c1.status == "running" and c1.lease_owner
+    recorder.jobs.clear()
+
+    _an_hour_ago(ticket)
+    assert sweeping.sweep()["requeued"] == 1
+
+    assert ("run_task", c1.pk) in recorder.jobs
+    relay.run_task(c1.pk)
+    ticket.refresh_from_db()
+    c1.refresh_from_db()
+    assert ticket.status == "done" and c1.status == "succeeded" and c1.attempts == 2
