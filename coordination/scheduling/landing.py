@@ -33,11 +33,13 @@ from merges.recovery import CannotRollBack
 log = logging.getLogger(__name__)
 
 WORKING = ("pending", "running", "merging", "awaiting_review")  # a ticket that lands work
-Released = Callable[[], object]  # called once the tasks a landing released are handed over, before the push
+# Called once the tasks a landing released are handed over, before the push; True: the caller goes on to
+# other work (the relay claimed a task), so the push is handed over as a job instead of made on its way.
+Released = Callable[[], bool]
 
 
-def _nothing() -> None:
-    return None
+def _nothing() -> bool:
+    return False
 
 
 def task_finished(task_id: int, released: Released = _nothing) -> None:
@@ -189,12 +191,16 @@ def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None,
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
     whole ticket. The next tasks are released first (and ``released`` called: the relay claims one there):
     the push and the spend totals (a reservation already counted what the merge spent, ``llm_budget``) are
-    not on their way. The push is left to the ticket's next merge when one is due already (it pushes a head
-    holding this one; the sweep, should it never come): one push per merge was a tenth of a wide ticket's time."""
+    not on their way, and a relay going on to its next task hands the push over. The push is left to the
+    ticket's next merge when one is due already (it pushes a head holding this one; the sweep, should it
+    never come): one push per merge was a tenth of a wide ticket's time."""
     advance(ticket_id, changed_task_ids)
-    released()
+    carrying_on = released()
     if not merge_due(ticket_id):
-        publish_ticket(ticket_id)  # nothing to do when the source shows the head already
+        if carrying_on:
+            dispatch.submit(Job.PUBLISH, ticket_id)
+        else:
+            publish_ticket(ticket_id)  # nothing to do when the source shows the head already
     charge_llm(ticket_id)  # after the push's git work: at once, its write waited for the next task's claim (SQLite)
 
 

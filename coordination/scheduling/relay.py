@@ -4,7 +4,7 @@ Each step used to be a job of its own: the run handed the landing to the ``git``
 the next run to the ``agents`` queue. Every hand-over is a broker round trip and a worker's pick-up, and a
 chain paid two of them per task on top of the merge. The worker that just recorded a task's outcome is
 free and holds the clone, so it lands the task itself, converges a join the task completed, and claims a
-child that landing released (before the push, which is not on the next task's way). Nothing is taken from
+child that landing released (the push then goes to the queue, off the next task's way). Nothing is taken from
 the queues: the released tasks and joins are handed over as jobs too, whoever gets to one first takes it
 (a claim and a join's start are conditional), and a worker that dies here leaves the sweep what it always
 had: a task to land, a join to converge, a task ready or claimed under a lease that lapses.
@@ -37,9 +37,10 @@ def land_and_claim_next(task_id: int, claim_next: bool = True) -> Claimed | None
     worker claimed it first)."""
     claimed: list[Claimed | None] = []
 
-    def claim_released() -> None:
+    def claim_released() -> bool:
         if claim_next and not claimed:
             claimed.append(claim_released_by(task_id))
+        return bool(claimed and claimed[0])
 
     task_finished(task_id, released=claim_released)
     claim_released()  # the landing never got there: another delivery had landed the task already

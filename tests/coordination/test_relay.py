@@ -42,6 +42,8 @@ def test_one_job_runs_lands_and_releases_a_whole_chain_and_the_handed_over_runs_
     rows = {t.key: t for t in Task.objects.filter(ticket=ticket)}
     assert all(t.status == "succeeded" and t.landed and t.attempts == 1 for t in rows.values())
     head = Git(repo.path).rev_parse(ticket.ref)
+    assert head == ticket.head_sha  # the last landing pushed; those with a next task handed the push over
+    assert recorder.jobs.count(("publish", ticket.pk)) == 2
     for key in ("c0", "c1", "c2"):
         assert Git(repo.path).text("show", f"{head}:{key}.txt") == key
     assert rows["c2"].start_sha != rows["c1"].start_sha != rows["c0"].start_sha  # each on its parent's landing
