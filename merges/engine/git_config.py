@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -77,6 +78,9 @@ def git_environment(extra: dict[str, str] | None = None, network: bool = False) 
 
 
 Stamps = tuple[tuple[str, tuple[int, ...] | None], ...]
+# The files of a git dir (a work tree's .git, or a bare repository) whose appearing or changing changes
+# what config git reads: its config, a commondir naming another repository's, a worktree's own config.
+WATCHED = ("config", "commondir", "config.worktree")
 
 
 class ConfigUnreadable(Exception):
@@ -96,11 +100,15 @@ _scans: dict[tuple[str, tuple[tuple[str, str], ...]], _Scan] = {}
 
 
 def _stamp(paths: Iterable[str]) -> Stamps:
+    """Each path's state; a folder's by its inode alone. A git dir's own mtime moves with every index or
+    ref git writes in it, and reading the config again for each (a ``git config`` process every few calls of
+    a task's commit) told nothing: what a new entry there could change is watched by name (``WATCHED``)."""
     stamps: list[tuple[str, tuple[int, ...] | None]] = []
     for path in paths:
         try:
             info = os.lstat(path)
-            stamps.append((path, (info.st_ino, info.st_mtime_ns, info.st_size)))
+            stamps.append((path, (info.st_ino,) if stat.S_ISDIR(info.st_mode) else
+                           (info.st_ino, info.st_mtime_ns, info.st_size)))
         except OSError:
             stamps.append((path, None))
     return tuple(stamps)
@@ -124,7 +132,7 @@ def _named_overrides(repo: Path, env: dict[str, str]) -> tuple[tuple[str, str], 
     cached = _scans.get(key)
     if cached is not None and cached.stamps is not None and _stamp(p for p, _ in cached.stamps) == cached.stamps:
         return cached.overrides
-    watched = [str(repo / ".git"), str(repo / ".git" / "config"), str(repo / "config")]
+    watched = [str(repo / ".git"), *(str(repo / folder / name) for folder in (".git", ".") for name in WATCHED)]
     # OSError (no such folder) and TimeoutExpired (a config that never ends) fail the call as they would fail it.
     proc = subprocess.run(["git", "config", "--list", "--includes", "--show-origin", "--name-only", "-z"],
                           cwd=repo, capture_output=True, env=git_environment(env), check=False,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from merges.engine.git import Git, RefMoved
@@ -87,3 +89,56 @@ def test_read_blobs_tells_missing_paths_with_spaces_from_found_objects(tmp_path)
     assert repo.git.read_blobs([f"{head}:Validate Syntax.txt", f"{head}:Gone Away.txt", f"{head}:dir",
                                 f"{head}:dir/a b c.txt", f"{head}:x y z missing"]) == [
         b"found\n", None, None, b"abc\n", None]
+
+
+def _counting_config_reads(monkeypatch) -> list[str]:
+    from merges.engine import git_config
+
+    reads: list[str] = []
+    real = git_config.subprocess.run
+
+    def counted(argv, *args, **kwargs):
+        if argv[:2] == ["git", "config"]:
+            reads.append(str(kwargs.get("cwd")))
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(git_config.subprocess, "run", counted)
+    git_config._scans.clear()  # what the fixture's own commits read
+    return reads
+
+
+def test_git_writing_its_own_files_does_not_make_the_config_be_read_again_but_a_config_change_does(
+        tmp_path, monkeypatch):
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"a.txt": "1\n"})
+    reads = _counting_config_reads(monkeypatch)
+    git = Git(repo.path)
+
+    git.run("status")
+    (repo.path / "b.txt").write_text("b\n")
+    git.run("add", "-A")  # writes .git/index (and its lock) in the git dir
+    git.run("commit", "-q", "-m", "b")  # objects, refs, logs, ORIG_HEAD-style files
+    git.update_ref("refs/heads/other", repo.head("HEAD"), None)
+    assert len(reads) == 1
+
+    with open(repo.path / ".git" / "config", "a") as config:
+        config.write('[filter "evil"]\n\tclean = touch ran\n')
+    git.run("status")
+    assert len(reads) == 2
+    assert git.run("add", "-A").returncode == 0 and not (repo.path / "ran").exists()
+
+
+def test_a_commondir_appearing_in_the_git_dir_makes_the_config_be_read_again(tmp_path, monkeypatch):
+    from merges.engine.git_config import neutral_config
+
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"a.txt": "1\n"})
+    assert not [key for key, _ in neutral_config(repo.path, {}) if key.startswith("filter.evil.")]
+    common = tmp_path / "common"
+    shutil.copytree(repo.path / ".git", common)
+    with open(common / "config", "a") as config:
+        config.write('[filter "evil"]\n\tclean = touch ran\n')
+
+    (repo.path / ".git" / "commondir").write_text(f"{common}\n")
+
+    assert [key for key, _ in neutral_config(repo.path, {}) if key.startswith("filter.evil.")]

@@ -127,11 +127,12 @@ class LocalSandbox:
         # One tree against the index: only files that differ from the start commit, or whose stat data
         # changed since this index wrote them, are written.
         self.checkout.run("read-tree", "--reset", "-u", start_sha)
-        git = Git(self.workdir)
-        git.run("init", "-q", "--template=", "-b", "work")
+        # Made from outside and then always reached through ``self.git``: git's reading of its config is
+        # cached per repository and environment (git_config), so one reading serves the task's whole commit.
+        Git.outside_repository().run("init", "-q", "--template=", "-b", "work", str(self.workdir))
         self._config = (self.workdir / ".git" / "config").read_bytes()
         self._borrow_objects(self.workdir / ".git")
-        git.run("update-ref", "refs/heads/work", start_sha)
+        self.git.run("update-ref", "refs/heads/work", start_sha)
         shutil.copyfile(self.root / "git" / "index", self.workdir / ".git" / "index")
 
     def _borrow_objects(self, git_dir: Path) -> None:
@@ -223,7 +224,8 @@ class LocalSandbox:
         alternates = dot_git / "objects" / "info" / "alternates"
         if not alternates.is_file() or alternates.read_text(errors="replace") != self._alternates:
             raise TamperedRepository("the task rewrote .git/objects/info/alternates")
-        (dot_git / "config").write_bytes(self._config)
+        if (dot_git / "config").read_bytes() != self._config:  # left alone, it is not written: git's
+            (dot_git / "config").write_bytes(self._config)  # reading of it stays cached (git_config)
 
     def index_modes(self) -> dict[str, str]:
         """{path: git mode} of each entry of dagmerge's own index (what the work tree must hold)."""
