@@ -78,6 +78,7 @@ class LocalSandbox:
         self._isolation, self._hide, self._network = isolation, tuple(hide), network
         self.isolation = isolation.describe() + (", network on" if network and isolation.isolated else "")
         self._ref = self._start = ""
+        self._head = ""  # what commit_all moved the task branch to
         self._config = b""  # the task repository's config as dagmerge wrote it, restored before its own git
         # Touched on every lease renewal; a run whose file goes stale (its worker stopped) is killed at 2/3
         # of the lease, before the sweep can start another run of the task.
@@ -104,7 +105,7 @@ class LocalSandbox:
         return Git(own, env={"GIT_DIR": str(own), "GIT_WORK_TREE": str(self.workdir)})
 
     def prepare(self, ref: str, start_sha: str) -> None:
-        self._ref, self._start = ref, start_sha
+        self._ref, self._start, self._head = ref, start_sha, ""
         self._slot = self._pool.take() if self._pool else None
         if self._slot:
             self._place(self._slot.path)
@@ -199,6 +200,7 @@ class LocalSandbox:
                 self.clone.update_ref(self._ref, head, self._start, message="dagmerge: task result")
             finally:
                 self.clone.run("update-ref", "-d", incoming)
+        self._head = head
         return head
 
     def _check_repository(self) -> None:
@@ -237,7 +239,7 @@ class LocalSandbox:
         return modes
 
     def changed_files(self, since: str) -> list[str]:
-        return sorted(self.clone.changed_paths(since, self.clone.text("rev-parse", self._ref)))
+        return sorted(self.clone.changed_paths(since, self._head or self.clone.text("rev-parse", self._ref)))
 
     def close(self) -> None:
         """Remove the folder, or scrub the slot and give it back (reused only if the scrub succeeded)."""
