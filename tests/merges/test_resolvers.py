@@ -63,6 +63,19 @@ def test_whitespace_only_side_yields_to_the_side_that_changed_the_words():
     assert result.text == theirs
 
 
+def test_whitespace_only_keeps_the_respacing_of_lines_the_change_left_alone():
+    # sharkdp/fd 718f723d31 (src/walk.rs): ours trimmed a trailing space from a comment, theirs changed the
+    # line below it; the author kept both (so did every such hunk of the eighteen replayed repositories)
+    comment = "    // Spawn a job thread that will listen for and execute inputs."
+    spawn, changed = "    let handle = thread::spawn(move || exec::job(rx, cmd));", "exec::job(rx, base, cmd)"
+    base = lines("fn spawn() {", comment + " ", spawn, "}")
+    ours = lines("fn spawn() {", comment, spawn, "}")
+    theirs = lines("fn spawn() {", comment + " ", spawn.replace("exec::job(rx, cmd)", changed), "}")
+    result = resolve(base, ours, theirs, path="walk.rs", rules=HISTORY_SAFE)
+    assert settled_by(result) == ["whitespace_only"]
+    assert result.text == lines("fn spawn() {", comment, spawn.replace("exec::job(rx, cmd)", changed), "}")
+
+
 def test_a_side_that_only_added_or_removed_blank_lines_does_not_yield():
     base = lines("x = 1", "   ", "y = 2")
     ours = lines("x = 1", "", "y = 2")

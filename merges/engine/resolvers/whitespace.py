@@ -7,6 +7,8 @@ is syntax in Python and YAML.
 
 from __future__ import annotations
 
+from difflib import SequenceMatcher
+
 from merges.engine.resolvers.context import HunkContext, copies_disagree, layout_key
 
 
@@ -19,7 +21,9 @@ def same_change(ctx: HunkContext) -> list[str] | None:
 
 
 def whitespace_only(ctx: HunkContext) -> list[str] | None:
-    """One side only re-spaced lines the other side changed: the change is kept.
+    """One side only re-spaced lines the other side changed: the change is kept, and so is the re-spacing of
+    the lines the change left as they were (replayed, the authors kept both: trailing spaces trimmed above a
+    changed line stayed trimmed in 8 hunks of 8).
 
     Declines when the re-spacing side only added or removed blank lines (blank lines part blocks, and in
     replayed history people rewrote such spots 3 times in 22, against 0 in 21 for re-spaced text lines),
@@ -29,11 +33,23 @@ def whitespace_only(ctx: HunkContext) -> list[str] | None:
     base = layout_key(hunk.base)
     if _respaced_text(hunk.ours, hunk.base) and layout_key(hunk.ours) == base and not copies_disagree(
             ctx, [], hunk.theirs):
-        return list(hunk.theirs)
+        return _respaced(hunk.base, hunk.ours, hunk.theirs)
     if _respaced_text(hunk.theirs, hunk.base) and layout_key(hunk.theirs) == base and not copies_disagree(
             ctx, hunk.ours, []):
-        return list(hunk.ours)
+        return _respaced(hunk.base, hunk.theirs, hunk.ours)
     return None
+
+
+def _respaced(base: list[str], respaced: list[str], changed: list[str]) -> list[str]:
+    """The changed side's lines, those it kept from the base as the other side re-spaced them. Only when the
+    re-spacing went line by line (no blank line added or removed); otherwise the changed side as it is."""
+    if len(respaced) != len(base) or any(layout_key([a]) != layout_key([b]) for a, b in zip(base, respaced,
+                                                                                               strict=True)):
+        return list(changed)
+    merged: list[str] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, base, changed, autojunk=False).get_opcodes():
+        merged += respaced[i1:i2] if tag == "equal" else changed[j1:j2]
+    return merged
 
 
 def _respaced_text(side: list[str], base: list[str]) -> bool:
