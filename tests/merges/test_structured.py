@@ -142,6 +142,24 @@ def test_python_imports_equal_without_case_are_sorted_by_case_as_tools_do():
     assert kinds(result) == [("imports", SORTED)]
 
 
+def test_python_future_import_stays_first_in_its_own_section():
+    # click ec258fef (src/click/formatting.py): ours opened the file with ``from __future__ import annotations``
+    # and a blank line, theirs replaced ``import typing as t`` at the top. Sorted as plain imports before
+    # from-imports, the future import went second, which Python refuses; the author kept it first, set off
+    base = dedent("""\
+        import typing as t
+        from contextlib import contextmanager
+        from gettext import gettext as _
+
+        from ._compat import term_len
+        """)
+    ours = "from __future__ import annotations\n\n" + base
+    theirs = base.replace("import typing as t", "import collections.abc as cabc")
+    result = merged("formatting.py", base, ours, theirs)
+    assert result.text == "from __future__ import annotations\n\n" + theirs
+    assert kinds(result) == [("imports", SORTED)]
+
+
 def test_python_imports_both_inserted_between_two_imports_out_of_sorted_order_are_declined():
     # pip 063b899c3b (vcs/mercurial.py) and sphinx b9a3f7e3df: where sorting cannot place them, the author's
     # order of two imports put between two others was ours-first only half the time

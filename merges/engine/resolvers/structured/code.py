@@ -92,14 +92,15 @@ def _py_module(node: Node, src: bytes) -> str:
 def py_keys(node: Node, src: bytes, name: str) -> Sequence[object]:
     if node.type in PY_IMPORTS:
         # isort's default (plain imports, then from-imports), its force-sort-within-sections, and
-        # reorder-python-imports (by module, then the line without regard to case: "cast" before "Literal")
-        is_from = node.type != "import_statement"
+        # reorder-python-imports (by module, then the line without regard to case: "cast" before "Literal");
+        # in each, ``from __future__`` imports come first: Python accepts them nowhere else
+        is_from, later = node.type != "import_statement", node.type != "future_import_statement"
         module, line = _py_module(node, src), squash(text(node, src))
         return (
-            (is_from, module, line),
-            (module, is_from, line),
-            (module, is_from, line.casefold(), line),
-            (line.casefold(), line),
+            (later, is_from, module, line),
+            (later, module, is_from, line),
+            (later, module, is_from, line.casefold(), line),
+            (later, line.casefold(), line),
         )
     short = name.split(" ", 1)[-1]
     return ((short,), (short.casefold(),))
@@ -124,13 +125,21 @@ def py_family(node: Node, src: bytes) -> str:
     return "item" if node.type in ("string", "call", "pair") else "definition"
 
 
+def py_category(node: Node, src: bytes) -> str | None:
+    """A key's group (``lint:js``), and ``from __future__`` imports: a section of their own, first in every
+    import sorter's order and set off from the imports below by a blank line."""
+    if node.type == "pair":
+        return key_category((py_signature(node, src) or "")[4:])
+    return "__future__" if node.type == "future_import_statement" else None
+
+
 PYTHON = Profile(
     name="python",
     parse=grammar("tree_sitter_python"),
     container=py_container,
     signature=py_signature,
     family=py_family,
-    category=lambda node, src: key_category((py_signature(node, src) or "")[4:]) if node.type == "pair" else None,
+    category=py_category,
     sort_keys=py_keys,
 )
 

@@ -15,7 +15,8 @@ def gap_before(member: Member, previous: Member, layouts: list[Layout], both_new
     """The whitespace before a member, after ``previous``: as some version had it after the same neighbour (a
     side's change of layout winning over the base); else as it stood elsewhere -- but two new imports the sides
     put at one place get their section's usual gap, not the blank line that opened a section where one stood
-    -- else the usual gap between such members. Spaces that ended ``previous``'s last line stay with it."""
+    (unless they belong to sections of their own: ``from __future__`` above the others) -- else the usual gap
+    between such members. Spaces that ended ``previous``'s last line stay with it."""
     return _keep_line_end(previous, _chosen(member, previous, layouts, both_new))
 
 
@@ -41,7 +42,8 @@ def _chosen(member: Member, previous: Member, layouts: list[Layout], both_new: b
         gap = _gap_after(previous, lb, lo, lt)
     if gap is None:
         return usual if usual is not None else _fallback_gap(member)
-    if both_new and member.family in GROUPED_BY_BLANK_LINES and usual is not None and gap.count(b"\n") >= 2:
+    if (both_new and member.family in GROUPED_BY_BLANK_LINES and usual is not None and gap.count(b"\n") >= 2
+            and member.category == previous.category):
         return usual
     return gap
 
