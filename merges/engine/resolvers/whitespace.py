@@ -22,8 +22,8 @@ def same_change(ctx: HunkContext) -> list[str] | None:
 
 def whitespace_only(ctx: HunkContext) -> list[str] | None:
     """One side only re-spaced lines the other side changed: the change is kept, and so is the re-spacing of
-    the lines the change left as they were (replayed, the authors kept both: trailing spaces trimmed above a
-    changed line stayed trimmed in 8 hunks of 8).
+    the lines the change left as they were: replayed (parallel, eighteen repositories), the author kept both in
+    all 8 such hunks -- trailing spaces trimmed next to a changed line stayed trimmed.
 
     Declines when the re-spacing side only added or removed blank lines (blank lines part blocks, and in
     replayed history people rewrote such spots 3 times in 22, against 0 in 21 for re-spaced text lines),
