@@ -21,7 +21,7 @@ RELAY_LIMIT = 20  # tasks one job runs in a row; a longer chain goes on through 
 
 
 def run_task(task_id: int) -> None:
-    """Run the task and land it, then carry on with a task that released, up to ``RELAY_LIMIT`` in all."""
+    """Run the task and land it, then carry on with a task its landing released, up to ``RELAY_LIMIT`` in all."""
     recorded = execution.run_task(task_id)
     for hop in range(1, RELAY_LIMIT + 1):
         if not recorded:
