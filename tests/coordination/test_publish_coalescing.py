@@ -14,7 +14,8 @@ from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_merge_with_another_due_leaves_the_push_to_it_and_the_last_one_pushes(tmp_path):
+def _two_finished(tmp_path):
+    """Tasks A and B of one ticket both finished before either lands: two merges due."""
     dispatch.use(RecordingDispatcher())
     repo = source_repo(tmp_path)
     ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt")},
@@ -22,8 +23,12 @@ def test_a_merge_with_another_due_leaves_the_push_to_it_and_the_last_one_pushes(
     scheduler.advance(ticket.pk)
     first, second = Task.objects.filter(ticket=ticket).order_by("key")
     for task in (first, second):
-        execution.run_task(task.pk)  # both finish before either lands: two merges due
-    source = Git(repo.path)
+        execution.run_task(task.pk)
+    return Git(repo.path), ticket, first, second
+
+
+def test_a_merge_with_another_due_leaves_the_push_to_it_and_the_last_one_pushes(tmp_path):
+    source, ticket, first, second = _two_finished(tmp_path)
 
     landing.land_task(first.pk)
     ticket.refresh_from_db()
@@ -51,22 +56,10 @@ def test_a_merge_with_none_due_after_it_pushes_at_once(tmp_path):
     assert ticket.published_sha == ticket.head_sha and Git(repo.path).rev_parse(ticket.ref) == ticket.head_sha
 
 
-def _two_finished(tmp_path):
-    dispatch.use(RecordingDispatcher())
-    repo = source_repo(tmp_path)
-    ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt")},
-                           {"key": "B", "command": sh("echo b > b.txt")}])
-    scheduler.advance(ticket.pk)
-    first, second = Task.objects.filter(ticket=ticket).order_by("key")
-    for task in (first, second):
-        execution.run_task(task.pk)
+def test_a_push_crossing_another_publish_of_an_older_head_goes_over_it(tmp_path):
+    source, ticket, first, second = _two_finished(tmp_path)
     landing.land_task(first.pk)  # its push left to B's merge
     ticket.refresh_from_db()
-    return Git(repo.path), ticket, second
-
-
-def test_a_push_crossing_another_publish_of_an_older_head_goes_over_it(tmp_path):
-    source, ticket, second = _two_finished(tmp_path)
     older = ticket.head_sha
     # A publish of A's landing pushed (not recorded yet) while B's merge read what was published last.
     workspace.publish(ticket.repository_id, str(source.repo), ticket.ref, older, ticket.base_sha)
@@ -80,7 +73,9 @@ def test_a_push_crossing_another_publish_of_an_older_head_goes_over_it(tmp_path)
 
 
 def test_a_commit_someone_else_pushed_to_the_ticket_branch_is_never_pushed_over(tmp_path):
-    source, ticket, second = _two_finished(tmp_path)
+    source, ticket, first, second = _two_finished(tmp_path)
+    landing.land_task(first.pk)  # its push left to B's merge
+    ticket.refresh_from_db()
     foreign = source.commit_tree(source.tree_of(ticket.base_sha), [ticket.base_sha], "someone else's work")
     source.update_ref(ticket.ref, foreign, ticket.base_sha)
 
