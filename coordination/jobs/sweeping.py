@@ -9,7 +9,7 @@ renewing it. The sweep finds what it left and returns it to the step before:
 - a merge attempt ``running`` while its ticket's merge lease is free or expired goes to
   ``recover_merge`` (completed if its ref moved, its review action re-run, or merged again), sent once
   per lapse of that lease;
-- a join ``merging`` with no attempt running and no merge lease goes back to ``synthesizing``;
+- a join ``merging`` with no attempt running or merged and no merge lease goes back to ``synthesizing``;
 - a ticket head not yet published is pushed again once its back-off has passed.
 
 Every move is a conditional update re-checked under the row lock; the sweep itself holds no lease
@@ -31,6 +31,9 @@ from coordination.models import Join, Task, Ticket
 from merges.models import MergeAttempt
 
 WORKING = ("running", "merging", "awaiting_review")  # tickets that land work (and may hold a merge)
+# A merging join's attempt in one of these is ``recover_merge``'s: running, or merged but never recorded
+# (its merger died after the ref moved). Handed out again as well, the recovery found it synthesizing.
+MERGE_UNDER_WAY = ("running", "merged")
 
 
 def sweep() -> dict[str, int]:
@@ -44,7 +47,7 @@ def sweep() -> dict[str, int]:
     unrecorded = _unrecorded(Q(merge_lock_owner="") | Q(merge_lock_expires_at__lt=now), now - lease)
     counts["recovered_merges"] = _send_recoveries(MergeAttempt.objects.filter(pk__in=[*lapsed, *unrecorded]), now)
     for join in Join.objects.filter(unlocked, status="merging", updated_at__lt=now - lease).exclude(
-            merge_attempts__status="running"):
+            merge_attempts__status__in=MERGE_UNDER_WAY):
         counts["recovered_joins"] += _recover_join(join.pk)
     # A queued state older than this lost its message (a worker died holding it: the filesystem broker
     # deletes a message when it is fetched, Redis redelivers only after visibility_timeout): send it again.
@@ -79,7 +82,7 @@ def _recover_tasks(now) -> int:
             "pk", flat=True):
         with transaction.atomic():
             # Re-checked under the row lock: the heartbeat may have renewed it meanwhile.
-            task = Task.objects.select_for_update().select_related("ticket").get(pk=task_id)
+            task = Task.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=task_id)
             if task.status not in ("claimed", "running") or not task.lease_expires_at or task.lease_expires_at >= now:
                 continue
             task.claims.filter(released_at=None).update(released_at=now)
@@ -127,7 +130,7 @@ def _unrecorded(unlocked: Q, before) -> list[int]:
 def _recover_join(join_id: int) -> int:
     with transaction.atomic():
         join = Join.objects.select_for_update().get(pk=join_id)
-        if join.status != "merging" or join.merge_attempts.filter(status="running").exists():
+        if join.status != "merging" or join.merge_attempts.filter(status__in=MERGE_UNDER_WAY).exists():
             return 0
         join.transition("synthesizing", event_payload={"why": "its merger was lost"})
         dispatch.submit(Job.CONVERGE_JOIN, join.pk)

@@ -65,7 +65,11 @@ def land_task(task_id: int, released: Released = _nothing) -> None:
 def converge_join(join_id: int) -> None:
     """Synthesis, then the convergence merge of the join's sources; idempotent on redelivery."""
     with transaction.atomic():
-        join = Join.objects.select_for_update().select_related("continuation", "ticket__repository").get(pk=join_id)
+        # The ticket's row before the join's, as everywhere (``record_merge_outcome``): the other order
+        # deadlocked with a recovery recording this join's merge.
+        ticket = Ticket.objects.select_for_update(of=("self",)).get(joins=join_id)
+        join = (Join.objects.select_for_update(of=("self",)).select_related("continuation", "ticket__repository")
+                .get(pk=join_id))
         if join.status != "synthesizing":
             return  # already taken by another delivery of this message
         sources = [s for s in join.sources.all() if s.status == "succeeded"]
@@ -73,7 +77,6 @@ def converge_join(join_id: int) -> None:
         continuation.synthesis_context = synthesize(sources)
         continuation.save(update_fields=["synthesis_context", "updated_at"])
         join.transition("merging", event_payload={"sources": sorted(s.key for s in sources)})
-        ticket = Ticket.objects.select_for_update().get(pk=join.ticket_id)
         if ticket.status == "running":
             ticket.transition("merging")
     _merge_into_ticket(join.ticket, sources, join=join)
@@ -249,7 +252,7 @@ def requeue_dropped_source(task: Task, attempt: MergeAttempt, user) -> None:
     """A reviewer merged a join without ``task``: it runs again on the merged head, as a task of its own,
     with the conflict it caused in its context."""
     with transaction.atomic():
-        task = Task.objects.select_for_update().select_related("ticket").get(pk=task.pk)
+        task = Task.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=task.pk)
         for join in task.source_of_joins.all():
             join.sources.remove(task)
         conflicts = [{"path": c.path, "kind": c.kind, "hunks": c.hunks}

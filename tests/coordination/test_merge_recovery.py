@@ -63,7 +63,8 @@ def _assert_merged_once(ticket: Ticket, keys: list[str]) -> None:
     assert not MergeAttempt.objects.filter(ticket=ticket, status="running").exists()
 
 
-def test_a_join_merge_whose_merger_died_after_the_ref_moved_is_completed_by_the_sweep(tmp_path, monkeypatch):
+def _join_merged_unrecorded(tmp_path, monkeypatch) -> tuple[ThreadDispatcher, Ticket, int]:
+    """A join's merger died between moving the ref and recording it, a lease ago."""
     pool = ThreadDispatcher(2)
     dispatch.use(pool)
     died = _die_before_recording(monkeypatch, lambda join, attempt: join is not None)
@@ -75,11 +76,35 @@ def test_a_join_merge_whose_merger_died_after_the_ref_moved_is_completed_by_the_
     [attempt_id] = died
     assert workspace.clone_git(ticket.repository_id).rev_parse(ticket.ref) == \
         MergeAttempt.objects.get(pk=attempt_id).result_sha != Ticket.objects.get(pk=ticket.pk).head_sha
-
     monkeypatch.undo()
     _lapse(ticket.pk)
+    return pool, ticket, attempt_id
+
+
+def test_a_join_merge_whose_merger_died_after_the_ref_moved_is_completed_by_the_sweep(tmp_path, monkeypatch):
+    pool, ticket, attempt_id = _join_merged_unrecorded(tmp_path, monkeypatch)
     sweeping.sweep()
 
+    assert drive(ticket.pk, pool, timeout=60) == "done", Ticket.objects.get(pk=ticket.pk).error
+    ticket.refresh_from_db()
+    _assert_merged_once(ticket, ["B", "C", "D"])
+    assert MergeAttempt.objects.get(pk=attempt_id).status == "merged"
+
+
+def test_the_sweep_leaves_a_join_merged_unrecorded_to_the_recovery_and_does_not_hand_it_out_again(
+        tmp_path, monkeypatch):
+    """Handed out again as well (seen in CI), the recovery found the join synthesizing and could not record
+    its merge, and the converge job it raced deadlocked with it on PostgreSQL: the ticket stayed merging."""
+    pool, ticket, attempt_id = _join_merged_unrecorded(tmp_path, monkeypatch)
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    sweeping.sweep()
+    assert [job for job in recorder.jobs if job[0] in ("recover_merge", "converge_join")] == \
+        [("recover_merge", attempt_id)]
+    assert Join.objects.get(ticket=ticket).status == "merging"
+
+    dispatch.use(pool)
+    landing.recover_merge(attempt_id)
     assert drive(ticket.pk, pool, timeout=60) == "done", Ticket.objects.get(pk=ticket.pk).error
     ticket.refresh_from_db()
     _assert_merged_once(ticket, ["B", "C", "D"])
