@@ -40,7 +40,10 @@ class StatefulModel(models.Model):
     def transition(self, new: str, *, event_payload: dict | None = None, **fields) -> Event:
         """Move to ``new`` and write the Event in the same transaction; raises IllegalTransition.
 
-        Callers hold the row (``select_for_update``) when a concurrent move is possible.
+        Callers hold the row when a concurrent move is possible: ``select_for_update(no_key=True)`` (on
+        PostgreSQL ``FOR NO KEY UPDATE``: a row inserted meanwhile that refers to this one, an event or a
+        merge attempt, does not wait for it, which deadlocked with the next lock its writer took), a ticket
+        before its join or task.
         """
         self.machine.check(self.status, new)
         old, self.status = self.status, new

@@ -137,7 +137,7 @@ def decide_file(conflict_file_id: int, choice: str, user, text: str | None = Non
 
 
 def _open_file(conflict_file_id: int) -> ConflictFile:
-    conflict = ConflictFile.objects.select_for_update().select_related("attempt").get(pk=conflict_file_id)
+    conflict = ConflictFile.objects.select_for_update(no_key=True).select_related("attempt").get(pk=conflict_file_id)
     attempt = conflict.attempt
     if attempt.status != "conflicted" or conflict.round != attempt.round:
         raise ReviewError(f"merge #{attempt.pk} is not waiting for a decision on {conflict.path}")
@@ -261,7 +261,7 @@ def request_action(attempt_id: int, kind: str, user, *, hint: str = "", source: 
     if kind not in ACTIONS:
         raise ReviewError(f"unknown review action {kind!r}")
     with transaction.atomic():
-        attempt = MergeAttempt.objects.select_for_update().get(pk=attempt_id)
+        attempt = MergeAttempt.objects.select_for_update(no_key=True).get(pk=attempt_id)
         if kind == "approve":
             problems = gate_problems(attempt)
             if problems:
@@ -333,7 +333,7 @@ def _retry(git: Git, attempt: MergeAttempt, action: dict, plan: MergePlan) -> Me
     sides = [plan.sides[n] for n in (*attempt.merge_order, attempt.pending_sources[0]) if n in plan.sides]
     settlement = settle(git, conflict, attempt.partial_sha, details, policy, sides, hint=action["hint"])
     with transaction.atomic():
-        attempt = MergeAttempt.objects.select_for_update().get(pk=attempt.pk)
+        attempt = MergeAttempt.objects.select_for_update(no_key=True).get(pk=attempt.pk)
         if attempt.status != "running" or attempt.round != action["round"]:
             return attempt  # someone else moved it on: this proposal is for a round nobody is deciding
         attempt.llm_invocations += settlement.llm_invocations

@@ -111,9 +111,8 @@ def task_lease(task_id: int) -> Lease:
 def claim(task_id: int, owner: str) -> Task | None:
     """Take a ready task (conditional UPDATE); None when another run has it or it is not ready.
 
-    A deadlock PostgreSQL broke by rolling this side back (its commit checks the event's ticket while
-    another transaction holds the ticket row) is tried again: nothing of it was kept, and the UPDATE is
-    conditional. Given up, the task would wait ready for the sweep's resend, minutes later."""
+    A deadlock PostgreSQL broke by rolling this side back is tried again: nothing of it was kept, and the
+    UPDATE is conditional. Given up, the task would wait ready for the sweep's resend, minutes later."""
     for wait in DEADLOCK_RETRIES:
         try:
             return _claim(task_id, owner)
@@ -297,7 +296,7 @@ def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
     """Record the outcome if this run still holds the lease; False when it was taken away. Safe to try
     again after a database error: a try that was committed is recognised by the worker it names."""
     with transaction.atomic():
-        task = Task.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=task_id)
+        task = Task.objects.select_for_update(no_key=True, of=("self",)).select_related("ticket").get(pk=task_id)
         if task.lease_owner != owner or task.status != "running":
             if task.status == outcome.status and (task.result or {}).get("worker") == owner:
                 return True  # recorded by an earlier try whose commit went through but whose answer was lost
@@ -361,7 +360,8 @@ class LogStreamer:
 
     def _append(self, text: str) -> None:
         with transaction.atomic():
-            task = Task.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=self.task_id)
+            task = (Task.objects.select_for_update(no_key=True, of=("self",))
+                    .select_related("ticket").get(pk=self.task_id))
             task.log = (task.log + text)[-64 * 1024 :]
             task.save(update_fields=["log", "updated_at"])
             Event.record(task.ticket, "task.log", {"task": task.key, "task_id": task.pk, "bytes": len(text)})

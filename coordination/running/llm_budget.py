@@ -41,7 +41,7 @@ class Reservation:
 def reserved_budget(ticket_id: int) -> Iterator[Reservation]:
     """Reserve a share of the ticket's remaining LLM budget for one agent run; settle it on exit."""
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         usd_left = max(ticket.llm_max_usd - ticket.llm_cost_usd - ticket.llm_reserved_usd, Decimal(0))
         calls_left = max(ticket.llm_max_invocations - ticket.llm_invocations - ticket.llm_reserved_invocations, 0)
         usd = (usd_left * SHARE).quantize(Decimal("0.0001"))

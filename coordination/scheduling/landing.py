@@ -67,9 +67,9 @@ def converge_join(join_id: int) -> None:
     with transaction.atomic():
         # The ticket's row before the join's, as everywhere (``record_merge_outcome``): the other order
         # deadlocked with a recovery recording this join's merge.
-        ticket = Ticket.objects.select_for_update(of=("self",)).get(joins=join_id)
-        join = (Join.objects.select_for_update(of=("self",)).select_related("continuation", "ticket__repository")
-                .get(pk=join_id))
+        ticket = Ticket.objects.select_for_update(no_key=True, of=("self",)).get(joins=join_id)
+        join = (Join.objects.select_for_update(no_key=True, of=("self",))
+                .select_related("continuation", "ticket__repository").get(pk=join_id))
         if join.status != "synthesizing":
             return  # already taken by another delivery of this message
         sources = [s for s in join.sources.all() if s.status == "succeeded"]
@@ -180,7 +180,7 @@ def _abandon(attempt: MergeAttempt) -> None:
             return
         Event.record(attempt.ticket, "merge.recovered", {"attempt_id": attempt.pk, "outcome": "merged again"})
         if attempt.join_id:
-            join = Join.objects.select_for_update().get(pk=attempt.join_id)
+            join = Join.objects.select_for_update(no_key=True).get(pk=attempt.join_id)
             if join.status == "merging":
                 join.transition("synthesizing", event_payload={"why": "its merger was lost"})
                 dispatch.submit(Job.CONVERGE_JOIN, join.pk)
@@ -219,8 +219,8 @@ def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | Non
     payload = {"attempt_id": attempt.pk, "join_id": join.pk if join else None,
                "order": attempt.merge_order, "scores": attempt.conflict_scores}
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        join = Join.objects.select_for_update().get(pk=join.pk) if join else None
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket.pk)
+        join = Join.objects.select_for_update(no_key=True).get(pk=join.pk) if join else None
         if ticket.status in states.TICKET_IDLE:
             Event.record(ticket, "merge.ignored", {**payload, "why": f"ticket is {ticket.status}"})
             return
@@ -252,7 +252,7 @@ def requeue_dropped_source(task: Task, attempt: MergeAttempt, user) -> None:
     """A reviewer merged a join without ``task``: it runs again on the merged head, as a task of its own,
     with the conflict it caused in its context."""
     with transaction.atomic():
-        task = Task.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=task.pk)
+        task = Task.objects.select_for_update(no_key=True, of=("self",)).select_related("ticket").get(pk=task.pk)
         for join in task.source_of_joins.all():
             join.sources.remove(task)
         conflicts = [{"path": c.path, "kind": c.kind, "hunks": c.hunks}

@@ -93,7 +93,7 @@ def retry_task(task_id: int, user) -> RetryPreview:
     with transaction.atomic():
         ticket_id = Task.objects.values_list("ticket_id", flat=True).get(pk=task_id)
         # The ticket row lock is the one ``advance`` takes: no scheduler pass runs between our moves.
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         preview = preview_retry(task_id)
         if preview.problems:
             raise OperationRefused(preview.problems)
@@ -155,7 +155,7 @@ def cancel_ticket(ticket_id: int, user) -> CancelPreview:
 
 def _cancel(ticket_id: int, user) -> CancelPreview:
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         preview = preview_cancel(ticket_id)
         if preview.problems:
             raise OperationRefused(preview.problems)

@@ -88,7 +88,7 @@ def rollback_attempt(attempt_id: int, user=None) -> MergeAttempt:
 def _record_rollback(attempt: MergeAttempt, user) -> None:
     by = user.get_username() if user else "cli"
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=attempt.ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=attempt.ticket_id)
         withdrawn = mark_rolled_back(attempt.pk, user)
         ticket.head_sha = attempt.base_sha
         ticket.save(update_fields=["head_sha", "updated_at"])
@@ -99,7 +99,7 @@ def _record_rollback(attempt: MergeAttempt, user) -> None:
                 task.transition("rolled_back", landed=False, event_payload={"attempt_id": attempt.pk, "by": by})
         Task.objects.filter(pk__in=[t.pk for t in undone]).update(landed=False)
         if attempt.join_id:
-            join = Join.objects.select_for_update().get(pk=attempt.join_id)
+            join = Join.objects.select_for_update(no_key=True).get(pk=attempt.join_id)
             if join.status == "merged":
                 join.transition("rolled_back", event_payload={"attempt_id": attempt.pk})
         Event.record(ticket, "merge.rolled_back", {"attempt_id": attempt.pk, "sha": attempt.base_sha, "by": by,
@@ -130,7 +130,7 @@ def resume_ticket(ticket_id: int, user=None) -> Ticket:
     """A rolled-back ticket goes back to work: its rolled-back tasks run again from the restored head."""
     by = user.get_username() if user else "cli"
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         if ticket.status != "rolled_back":
             raise CannotRollBack(f"ticket #{ticket.pk} is {ticket.status}, not rolled back")
         for task in ticket.tasks.filter(status="rolled_back"):

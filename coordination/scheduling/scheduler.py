@@ -49,7 +49,7 @@ def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None) -> 
     with transaction.atomic():
         # The lock makes concurrent advances (two tasks finishing at once) take turns; each starts after
         # the change it was called for committed, so the last one sees every change.
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         if ticket.status in states.TICKET_IDLE:
             return  # rolled back: nothing starts until a person resumes the ticket
         if ticket.status == "pending":

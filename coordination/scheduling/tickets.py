@@ -140,7 +140,7 @@ def add_discovered_task(ticket_id: int, raw: object) -> Task:
     """
     spec = parse_task(raw)
     with transaction.atomic():
-        ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+        ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         if ticket.status in states.TICKET_IDLE:
             raise TicketClosed(f"ticket {ticket.pk} is {ticket.status}; it takes no new tasks")
         task = add_task(ticket, spec)

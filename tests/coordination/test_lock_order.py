@@ -1,57 +1,88 @@
-"""Row locks are taken ticket first, then join, by every transaction that takes both: the other order
-deadlocked a join's convergence with a recovery recording that join's merge (seen in CI on PostgreSQL)."""
+"""Row locks that serialize state moves neither invert nor wait on a row being inserted: a ticket's row is
+taken before its join's, and with ``FOR NO KEY UPDATE``, which the foreign-key check of an insert referring
+to the row (an event, a merge attempt) does not wait for. Both deadlocks were seen in CI on PostgreSQL: a
+join's convergence against a recovery recording its merge, and against the merger inserting its attempt."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections, transaction
 
 from coordination.domain import dispatch
-from coordination.models import Join, Ticket
+from coordination.models import Event, Join, Ticket
 from coordination.scheduling import landing
+from merges.models import MergeAttempt
 from tests.scenarios import RecordingDispatcher, sh, source_repo, submit
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL's")]
 
 
-def _waiting_on_a_lock(backend_pid: int) -> bool:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [backend_pid])
-        row = cursor.fetchone()
-    return bool(row) and row[0] == "Lock"
+class Converging(threading.Thread):
+    """``converge_join`` on a connection of its own; the join is not synthesizing, so it looks and lets go."""
 
+    def __init__(self, join_id: int):
+        super().__init__()
+        self.join_id, self.pid, self.failures = join_id, None, []
 
-def test_a_join_convergence_waits_for_the_ticket_before_taking_the_join(tmp_path):
-    dispatch.use(RecordingDispatcher())
-    ticket = submit(source_repo(tmp_path), [{"key": "B", "command": sh("true")}, {"key": "C", "command": sh("true")},
-                                            {"key": "D", "depends_on": ["B", "C"], "command": sh("true")}])
-    join = Join.objects.get(ticket=ticket)
-    converging_pid, failures = [], []
-
-    def converge() -> None:
+    def run(self) -> None:
         try:
             with connections["default"].cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
-                converging_pid.append(cursor.fetchone()[0])
-            landing.converge_join(join.pk)  # the join is still waiting: it looks and lets go
+                self.pid = cursor.fetchone()[0]
+            landing.converge_join(self.join_id)
         except Exception as exc:  # noqa: BLE001 -- reported to the test's thread
-            failures.append(exc)
+            self.failures.append(exc)
         finally:
             connections.close_all()
 
+    def waiting_on_a_lock(self) -> bool:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [self.pid])
+            row = cursor.fetchone()
+        return bool(row) and row[0] == "Lock"
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def _join(tmp_path) -> Join:
+    dispatch.use(RecordingDispatcher())
+    ticket = submit(source_repo(tmp_path), [{"key": "B", "command": sh("true")}, {"key": "C", "command": sh("true")},
+                                            {"key": "D", "depends_on": ["B", "C"], "command": sh("true")}])
+    return Join.objects.get(ticket=ticket)
+
+
+def test_a_join_convergence_waits_for_the_ticket_before_taking_the_join(tmp_path):
+    join = _join(tmp_path)
     with transaction.atomic():  # the order record_merge_outcome takes them in
-        Ticket.objects.select_for_update().get(pk=ticket.pk)
-        converging = threading.Thread(target=converge)
+        Ticket.objects.select_for_update(no_key=True).get(pk=join.ticket_id)
+        converging = Converging(join.pk)
         converging.start()
-        deadline = time.monotonic() + 10
-        while not (converging_pid and _waiting_on_a_lock(converging_pid[0])) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert converging_pid and _waiting_on_a_lock(converging_pid[0]), "the convergence never waited"
-        Join.objects.select_for_update().get(pk=join.pk)  # a deadlock, if the convergence held the join
+        assert _until(lambda: converging.pid is not None and converging.waiting_on_a_lock())
+        Join.objects.select_for_update(no_key=True).get(pk=join.pk)  # a deadlock, if the convergence held the join
     converging.join(timeout=10)
-    assert not converging.is_alive() and failures == []
+    assert not converging.is_alive() and converging.failures == []
     assert Join.objects.get(pk=join.pk).status == "waiting"
+
+
+def test_a_join_convergence_does_not_wait_for_a_merge_attempt_being_inserted(tmp_path):
+    join = _join(tmp_path)
+    with transaction.atomic():  # a merger inserting its attempt, whose commit checks the join's and the ticket's keys
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # checked at once: the test looks while they are held
+        MergeAttempt.objects.create(ticket_id=join.ticket_id, join=join, target_ref="refs/heads/x", base_sha="0" * 40)
+        converging = Converging(join.pk)
+        converging.start()
+        converging.join(timeout=10)
+        assert not converging.is_alive(), "the convergence waited for the insert"
+        Event.record(join.ticket, "merge.started", {})  # its next insert: a deadlock, had it waited
+    assert converging.failures == []
