@@ -82,7 +82,7 @@ def _recover_tasks(now) -> int:
             "pk", flat=True):
         with transaction.atomic():
             # Re-checked under the row lock: the heartbeat may have renewed it meanwhile.
-            task = Task.objects.select_for_update(no_key=True, of=("self",)).select_related("ticket").get(pk=task_id)
+            task = Task.objects.select_for_update(no_key=True).select_related("ticket").get(pk=task_id)
             if task.status not in ("claimed", "running") or not task.lease_expires_at or task.lease_expires_at >= now:
                 continue
             task.claims.filter(released_at=None).update(released_at=now)

@@ -296,7 +296,9 @@ def finish(task_id: int, owner: str, outcome: Outcome) -> bool:
     """Record the outcome if this run still holds the lease; False when it was taken away. Safe to try
     again after a database error: a try that was committed is recognised by the worker it names."""
     with transaction.atomic():
-        task = Task.objects.select_for_update(no_key=True, of=("self",)).select_related("ticket").get(pk=task_id)
+        # The ticket's row too: an advance under way reads the ticket's tasks in several statements and
+        # must not see this one finish between them (it settled a ticket as failed with a join still to run).
+        task = Task.objects.select_for_update(no_key=True).select_related("ticket").get(pk=task_id)
         if task.lease_owner != owner or task.status != "running":
             if task.status == outcome.status and (task.result or {}).get("worker") == owner:
                 return True  # recorded by an earlier try whose commit went through but whose answer was lost

@@ -252,7 +252,7 @@ def requeue_dropped_source(task: Task, attempt: MergeAttempt, user) -> None:
     """A reviewer merged a join without ``task``: it runs again on the merged head, as a task of its own,
     with the conflict it caused in its context."""
     with transaction.atomic():
-        task = Task.objects.select_for_update(no_key=True, of=("self",)).select_related("ticket").get(pk=task.pk)
+        task = Task.objects.select_for_update(no_key=True).select_related("ticket").get(pk=task.pk)
         for join in task.source_of_joins.all():
             join.sources.remove(task)
         conflicts = [{"path": c.path, "kind": c.kind, "hunks": c.hunks}
