@@ -41,18 +41,19 @@ class LeaseLost(Exception):
 
 
 def run_attempt(git: Git, plan: MergePlan, *, ticket_id: int, target_ref: str, expected_head: str,
-                join_id: int | None = None, task_id: int | None = None) -> MergeAttempt:
+                join_id: int | None = None, task_id: int | None = None, ref_seen: str | None = None) -> MergeAttempt:
     """Merge the plan's sources onto ``expected_head``; on success move ``target_ref`` from it (CAS).
 
     A conflict no tier may settle leaves the ref untouched and records the conflicted files; a ref found
     elsewhere than ``expected_head`` fails the attempt loudly instead of overwriting what someone put there.
+    ``ref_seen``: where the caller has just read the ref, under the lease this merge holds (not read again).
     """
     attempt = MergeAttempt.objects.create(
         ticket_id=ticket_id, join_id=join_id, task_id=task_id, target_ref=target_ref, base_sha=expected_head,
         rule_set=plan.policy.rule_set,
         incoming=[{"name": s.name, "branch": plan.branches.get(s.name, ""), "sha": s.sha} for s in plan.sources],
     )
-    _guarded(git, attempt, plan, lambda: _start(git, attempt, plan))
+    _guarded(git, attempt, plan, lambda: _start(git, attempt, plan, ref_seen))
     return attempt
 
 
@@ -97,8 +98,8 @@ def _guarded(git: Git, attempt: MergeAttempt, plan: MergePlan, step) -> None:
     attempt.save()
 
 
-def _start(git: Git, attempt: MergeAttempt, plan: MergePlan) -> None:
-    actual = git.rev_parse(attempt.target_ref)
+def _start(git: Git, attempt: MergeAttempt, plan: MergePlan, ref_seen: str | None) -> None:
+    actual = ref_seen or git.rev_parse(attempt.target_ref)
     if actual != attempt.base_sha:
         raise RefMoved(["rev-parse", attempt.target_ref], 1, f"{attempt.target_ref} is at {actual}, "
                        f"expected {attempt.base_sha}")

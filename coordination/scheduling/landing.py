@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -24,11 +25,19 @@ from coordination.running.llm_budget import reserved_budget
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
 from coordination.scheduling.rollback import rollback_attempt
-from coordination.scheduling.scheduler import advance, to_land
+from coordination.scheduling.scheduler import advance, join_source, to_land
 from coordination.scheduling.spending import charge_llm
 from merges.attempts import run_attempt
 from merges.models import MergeAttempt
 from merges.recovery import CannotRollBack
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class Joined(TypedDict):
+    joined: bool  # a join's source (``join_source``)
+
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +53,30 @@ def _nothing() -> bool:
 
 def task_finished(task_id: int, released: Released = _nothing) -> None:
     """A task ended: land its work if no join waits for it, then move the ticket on."""
-    task = Task.objects.get(pk=task_id)
+    task = _task_to_land(task_id)
     if (task.result or {}).get("llm_invocations"):
         charge_llm(task.ticket_id)
-    if task.status == "succeeded" and not task.source_of_joins.exists():
-        land_task(task_id, released)
+    if _lands_alone(task):
+        _merge_into_ticket(task.ticket, [task], join=None, released=released)
     else:
         advance(task.ticket_id, changed_task_ids=[task.pk])
         released()
 
 
-def land_task(task_id: int, released: Released = _nothing) -> None:
+def land_task(task_id: int) -> None:
     """Merge a finished task's branch into the ticket branch (a task that is no join's source)."""
-    task = Task.objects.select_related("ticket__repository").get(pk=task_id)
-    if task.landed or task.status != "succeeded" or task.source_of_joins.exists():
-        return
-    _merge_into_ticket(task.ticket, [task], join=None, released=released)
+    task = _task_to_land(task_id)
+    if _lands_alone(task):
+        _merge_into_ticket(task.ticket, [task], join=None)
+
+
+def _task_to_land(task_id: int) -> WithAnnotations[Task, Joined]:
+    return Task.objects.select_related("ticket__repository").annotate(joined=join_source()).get(pk=task_id)
+
+
+def _lands_alone(task: WithAnnotations[Task, Joined]) -> bool:
+    """Succeeded, not landed yet, and no join's source (a join lands its sources together)."""
+    return task.status == "succeeded" and not task.landed and not task.joined
 
 
 def converge_join(join_id: int) -> None:
@@ -88,7 +105,8 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
         ticket.refresh_from_db()
         if ticket.status not in WORKING:
             return  # cancelled, rolled back or ended while this merge waited for the lease
-        completed = complete_unrecorded_merge(ticket, git)
+        ref_now = git.rev_parse(ticket.ref)
+        completed = complete_unrecorded_merge(ticket, git, ref_now)
         if completed is not None:  # this very merge, most likely: the checks below now find it done
             after_merge(ticket.pk)
         if join is not None and not Join.objects.filter(pk=join.pk, status="merging").exists():
@@ -106,7 +124,7 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
             attempt = run_attempt(
                 git, plan, ticket_id=ticket.pk, target_ref=ticket.ref,
                 expected_head=ticket.head_sha, join_id=join.pk if join else None,
-                task_id=pending[0].pk if join is None and pending else None,
+                task_id=pending[0].pk if join is None and pending else None, ref_seen=ref_now,
             )
             reservation.spend(attempt.llm_invocations, float(attempt.llm_cost_usd))
         if attempt.status == "running":
@@ -144,7 +162,7 @@ def recover_merge(attempt_id: int) -> None:
         after_merge(ticket.pk)
 
 
-def complete_unrecorded_merge(ticket: Ticket, git) -> MergeAttempt | None:
+def complete_unrecorded_merge(ticket: Ticket, git, actual: str | None = None) -> MergeAttempt | None:
     """Record the merge a dead merger made but never recorded; the caller holds the ticket's merge lease.
 
     A merger writes its result before the compare-and-swap and records the outcome after it; one killed
@@ -152,8 +170,9 @@ def complete_unrecorded_merge(ticket: Ticket, git) -> MergeAttempt | None:
     ``running``, or already ``merged`` in a step of its own). Merging again from the old head would fail
     on the moved ref and fail the ticket, so the merge is completed instead. None when the ref is where
     the ticket says (or was moved by someone else: the next merge then refuses, loudly, as before).
+    ``actual``: the ref, if the caller has just read it.
     """
-    actual = git.rev_parse(ticket.ref)
+    actual = actual or git.rev_parse(ticket.ref)
     if actual == ticket.head_sha:
         return None
     attempt = (MergeAttempt.objects.select_related("join").filter(ticket=ticket, result_sha=actual,

@@ -220,8 +220,12 @@ def join_verdict(strategy: str, source_statuses: list[str]) -> str:
 
 def to_land() -> Q:
     """Tasks that succeeded and whose merge is due or under way (a join's sources land with the join)."""
-    joined = Exists(Join.sources.through.objects.filter(task_id=OuterRef("pk")))
-    return Q(status="succeeded", landed=False) & ~Q(joined)
+    return Q(status="succeeded", landed=False) & ~Q(join_source())
+
+
+def join_source() -> Exists:
+    """A task some join gathers: it lands with the join, not on its own."""
+    return Exists(Join.sources.through.objects.filter(task_id=OuterRef("pk")))
 
 
 def _settle_ticket(ticket: Ticket) -> None:
