@@ -18,7 +18,7 @@ from merges.engine.llm import SideIntent
 from merges.engine.settling import LadderPolicy, Settlement, settle
 from merges.engine.verify import VerifyCommand, verify_tree
 from merges.models import ConflictFile, MergeAttempt
-from merges.recovery import keep_recovery_point
+from merges.recovery import recovery_ref
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,6 @@ def _start(git: Git, attempt: MergeAttempt, plan: MergePlan, ref_seen: str | Non
     if actual != attempt.base_sha:
         raise RefMoved(["rev-parse", attempt.target_ref], 1, f"{attempt.target_ref} is at {actual}, "
                        f"expected {attempt.base_sha}")
-    keep_recovery_point(git, attempt)
     _carry_on(git, attempt, plan, attempt.base_sha, list(plan.sources))
 
 
@@ -156,11 +155,16 @@ def _carry_on(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str, sourc
         raise LeaseLost(attempt.pk)
     # The intent is written before the ref moves: a merger that dies in between leaves a running attempt
     # whose result_sha the ref already shows, and the sweep completes it instead of merging again.
-    attempt.result_sha = head
-    attempt.save(update_fields=["result_sha"])
+    # A recovery point left by an earlier try of this round, whose merger died before the move, or by an
+    # older dagmerge (which kept one when an attempt started): moved by compare-and-swap too.
+    kept = git.rev_parse(attempt.recovery_ref) if attempt.recovery_ref else None
+    attempt.result_sha, attempt.recovery_ref = head, recovery_ref(attempt.pk)
+    attempt.save(update_fields=["result_sha", "recovery_ref"])
+    moves = [(attempt.recovery_ref, attempt.base_sha, kept)]  # the recovery point moves with the ref, or neither
     if head != expected:
-        git.update_ref(attempt.target_ref, head, expected, message="dagmerge: convergence merge")
-    attempt.result_sha, attempt.status = head, "merged"
+        moves.append((attempt.target_ref, head, expected))
+    git.update_refs(moves, message="dagmerge: convergence merge")
+    attempt.status = "merged"
     attempt.pending_sources = []
 
 
@@ -171,7 +175,6 @@ def _restart_onto(git: Git, attempt: MergeAttempt, plan: MergePlan, head: str) -
     review, told why."""
     moved_from = attempt.base_sha
     attempt.base_sha = head
-    git.update_ref(attempt.recovery_ref, head, git.rev_parse(attempt.recovery_ref), message="dagmerge: recovery point")
     attempt.merge_order, attempt.conflict_scores, attempt.pairwise_conflicts = [], {}, {}
     plan.current_head = None
     still = {i["name"] for i in attempt.incoming}

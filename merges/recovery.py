@@ -1,4 +1,5 @@
-"""Recovery: each attempt keeps the target head it started from, so a merge can be undone by CAS."""
+"""Recovery: each merge keeps the target head it moved from (``refs/dagmerge/recovery/<attempt>``, written in
+the same ref transaction as the move), so a merge can be undone by CAS."""
 
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ class CannotRollBack(Exception):
 
 def recovery_ref(attempt_id: int) -> str:
     return f"refs/dagmerge/recovery/{attempt_id}"
-
-
-def keep_recovery_point(git: Git, attempt: MergeAttempt) -> None:
-    attempt.recovery_ref = recovery_ref(attempt.pk)
-    git.update_ref(attempt.recovery_ref, attempt.base_sha, None, message="dagmerge: recovery point")
 
 
 def roll_back_ref(git: Git, attempt: MergeAttempt) -> None:

@@ -134,9 +134,14 @@ class Git:
 
     def update_ref(self, ref: str, new: str, old: str | None, message: str = "dagmerge") -> None:
         """Compare-and-swap: move ``ref`` to ``new`` only if it is still at ``old`` (None: must not exist)."""
-        proc = self.run("update-ref", "-m", message, ref, new, old or ZERO_SHA, ok=(0, 1, 128))
+        self.update_refs([(ref, new, old)], message)
+
+    def update_refs(self, moves: Sequence[tuple[str, str, str | None]], message: str = "dagmerge") -> None:
+        """``update_ref`` for several refs in one transaction: every (ref, new, old) moves, or none does."""
+        commands = "".join(f"update {ref}\0{new}\0{old or ZERO_SHA}\0" for ref, new, old in moves)
+        proc = self.run("update-ref", "-m", message, "-z", "--stdin", input=commands.encode(), ok=(0, 1, 128))
         if proc.returncode != 0:
-            raise RefMoved(["update-ref", ref, new, old or ZERO_SHA], proc.returncode,
+            raise RefMoved(["update-ref", "--stdin", *(ref for ref, _, _ in moves)], proc.returncode,
                            proc.stderr.decode(errors="replace"))
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:

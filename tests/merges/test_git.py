@@ -24,6 +24,20 @@ def test_update_ref_is_compare_and_swap(tmp_path):
     assert repo.head("refs/heads/ticket/1") == second
 
 
+def test_update_refs_moves_every_ref_or_none(tmp_path):
+    repo = Repo(tmp_path / "repo")
+    first = repo.commit({"a.txt": "1\n"})
+    second = repo.commit({"a.txt": "2\n"})
+    repo.git.update_ref("refs/heads/ticket/1", first, None)
+
+    with pytest.raises(RefMoved):  # the recovery point may be created, but the ticket ref is elsewhere
+        repo.git.update_refs([("refs/dagmerge/recovery/1", first, None), ("refs/heads/ticket/1", second, second)])
+    assert repo.git.rev_parse("refs/dagmerge/recovery/1") is None and repo.head("refs/heads/ticket/1") == first
+
+    repo.git.update_refs([("refs/dagmerge/recovery/1", first, None), ("refs/heads/ticket/1", second, first)])
+    assert repo.git.rev_parse("refs/dagmerge/recovery/1") == first and repo.head("refs/heads/ticket/1") == second
+
+
 def test_merge_tree_many_reports_clean_and_conflicted_merges_in_one_run(tmp_path):
     repo = Repo(tmp_path / "repo")
     base = repo.commit({"f.txt": "a\nb\nc\n"})

@@ -52,3 +52,24 @@ def test_a_reviewer_rolls_back_from_the_admin_and_a_viewer_cannot(tmp_path, clie
     attempt.refresh_from_db()
     assert attempt.status == "rolled_back" and attempt.rolled_back_by.username == "alice"
     assert workspace.clone_git(ticket.repository_id).rev_parse(ticket.ref) == ticket.base_sha
+
+
+def test_a_merge_whose_ref_moved_underneath_keeps_no_recovery_point(tmp_path):
+    """The recovery point is written with the ref's move, in one transaction: a refused move leaves none
+    (a rollback of that attempt has nothing to go back to, and nothing to undo)."""
+    from merges.attempts import MergePlan, run_attempt
+    from merges.engine.convergence import Source
+
+    repo = source_repo(tmp_path)
+    base = repo.head("HEAD")
+    repo.git.run("checkout", "-q", "-b", "task")
+    task = repo.commit({"a.txt": "a\n"})
+    repo.git.run("checkout", "-q", "main")
+    moved = repo.commit({"b.txt": "someone else\n"})
+    git = repo.git
+    ticket = run_ticket(repo, [{"key": "A", "command": sh("true")}])  # a ticket the attempt can name
+    attempt = run_attempt(git, MergePlan(sources=[Source("task", task, fork_point=base)]), ticket_id=ticket.pk,
+                          target_ref="refs/heads/main", expected_head=base, ref_seen=base)
+
+    assert attempt.status == "failed" and "moved underneath" in attempt.error
+    assert git.rev_parse(attempt.recovery_ref) is None and repo.head("refs/heads/main") == moved
