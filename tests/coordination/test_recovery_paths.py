@@ -46,14 +46,14 @@ def _expire_leases(ticket: Ticket) -> None:
 
 def test_a_merger_that_died_after_the_ref_moved_is_completed_not_merged_again(tmp_path, monkeypatch):
     ticket, task, recorder = _finished_task(tmp_path)
-    moved = Git.update_ref
+    moved = Git.update_refs
 
-    def move_then_die(self, ref, new, old, message="dagmerge"):
-        moved(self, ref, new, old, message)
-        if ref == ticket.ref:
+    def move_then_die(self, moves, message="dagmerge"):
+        moved(self, moves, message)
+        if any(ref == ticket.ref for ref, _, _ in moves):
             raise WorkerDied
 
-    monkeypatch.setattr(Git, "update_ref", move_then_die)
+    monkeypatch.setattr(Git, "update_refs", move_then_die)
     with pytest.raises(WorkerDied):
         landing.land_task(task.pk)
     monkeypatch.undo()
@@ -153,10 +153,10 @@ def test_the_sweep_sends_a_lapsed_merges_recovery_once_per_lapse(tmp_path, monke
 
 def _land_dying_before_the_ref_moves(task: Task, monkeypatch) -> None:
     """The merger dies as it would move the ticket ref; its lease then lapses."""
-    def die(self, ref, new, old, message="dagmerge"):
+    def die(self, moves, message="dagmerge"):
         raise WorkerDied
 
-    monkeypatch.setattr(Git, "update_ref", die)
+    monkeypatch.setattr(Git, "update_refs", die)
     with pytest.raises(WorkerDied):
         landing.land_task(task.pk)
     monkeypatch.undo()
