@@ -24,7 +24,7 @@ from coordination.domain.dispatch import Job
 from coordination.models import Event, Task
 from coordination.running import workspace
 from coordination.running.leases import ticket_merge_lease
-from coordination.running.llm_budget import reserved_budget
+from coordination.running.llm_budget import reserved_on_use
 from coordination.scheduling import landing
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.spending import charge_llm
@@ -112,7 +112,7 @@ def carry_out_review(attempt_id: int) -> None:
         plan.current_head = ticket.head_sha
         plan.still_leased = lambda: not beat.lost.is_set()
         spent_before = (attempt.llm_invocations, attempt.llm_cost_usd)
-        with reserved_budget(ticket.pk) as reservation:
+        with reserved_on_use(ticket.pk) as reservation:
             plan.policy.budget = reservation.budget
             attempt = review.carry_out(workspace.clone_git(ticket.repository_id), attempt_id, plan)
             reservation.spend(attempt.llm_invocations - spent_before[0],

@@ -18,12 +18,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, close_old_connections, connection, transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from coordination.domain import ownership
 from coordination.domain.budget import llm_settings
 from coordination.domain.tokens import ticket_token
-from coordination.models import Event, OwnershipClaim, Task
+from coordination.models import Event, OwnershipClaim, Task, Ticket
 from coordination.running import workspace
 from coordination.running.claude_executor import run_claude_task
 from coordination.running.leases import TRANSIENT, Heartbeat, Lease
@@ -125,18 +126,20 @@ def claim(task_id: int, owner: str) -> Task | None:
 
 
 def _claim(task_id: int, owner: str) -> Task | None:
-    lease_until = timezone.now() + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+    """ready → claimed → running in one conditional UPDATE, both moves recorded: the run starts from the
+    ticket's head as it is now."""
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
     with transaction.atomic():
         taken = Task.objects.filter(pk=task_id, status="ready").update(
-            status="claimed", lease_owner=owner, lease_expires_at=lease_until)
+            status="running", lease_owner=owner, lease_expires_at=lease_until,
+            start_sha=Subquery(Ticket.objects.filter(pk=OuterRef("ticket_id")).values("head_sha")),
+            started_at=now, updated_at=now, attempts=F("attempts") + 1, error="", log="")
         if not taken:
             return None
         task = Task.objects.select_related("ticket__repository").get(pk=task_id)
-        Event.record(task.ticket, "task.claimed", {"from": "ready", "to": "claimed", **task.event_refs()})
-        task.transition(
-            "running", start_sha=task.ticket.head_sha, started_at=timezone.now(), attempts=task.attempts + 1,
-            error="", log="",
-        )
+        Event.record_all(task.ticket, [(f"task.{new}", {"from": old, "to": new, **task.event_refs()})
+                                       for old, new in (("ready", "claimed"), ("claimed", "running"))])
         OwnershipClaim.objects.bulk_create(OwnershipClaim(task=task, pattern=p) for p in task.owned_files)
     return task
 

@@ -9,9 +9,9 @@ spent totals from the rows that recorded them, so the two agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
@@ -59,3 +59,49 @@ def reserved_budget(ticket_id: int) -> Iterator[Reservation]:
             llm_cost_usd=F("llm_cost_usd") + reservation.spent_usd,
             llm_invocations=F("llm_invocations") + reservation.spent_invocations,
         )
+
+
+class BudgetReservedOnUse(Budget):
+    """The budget of a merge: reserved when the agent tier first asks for it, which most merges (clean,
+    or settled by git and the resolvers) never do; reserving it up front cost each merge a transaction."""
+
+    _reserve: Callable[[], Budget]
+
+    def __init__(self, reserve: Callable[[], Budget]):
+        super().__init__()
+        object.__setattr__(self, "_reserve", reserve)  # Budget is frozen
+
+    def allows(self, invocations_used: int = 0, usd_used: float = 0.0) -> bool:
+        return self._reserve().allows(invocations_used, usd_used)
+
+    def usd_left(self, usd_used: float) -> float | None:
+        return self._reserve().usd_left(usd_used)
+
+
+@dataclass
+class ReservationOnUse:
+    """``reserved_on_use``'s: ``budget`` reserves a share on first use, ``spend`` settles what was used."""
+
+    ticket_id: int
+    stack: ExitStack
+    reservation: Reservation | None = None
+    budget: Budget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = BudgetReservedOnUse(lambda: self._reserved().budget)
+
+    def _reserved(self) -> Reservation:
+        if self.reservation is None:
+            self.reservation = self.stack.enter_context(reserved_budget(self.ticket_id))
+        return self.reservation
+
+    def spend(self, invocations: int, usd: float) -> None:
+        if self.reservation is not None:  # nothing reserved: the agent never ran, nothing was spent
+            self.reservation.spend(invocations, usd)
+
+
+@contextmanager
+def reserved_on_use(ticket_id: int) -> Iterator[ReservationOnUse]:
+    """``reserved_budget``, reserved only if the run asks its budget (settled on exit, as there)."""
+    with ExitStack() as stack:
+        yield ReservationOnUse(ticket_id, stack)

@@ -21,7 +21,7 @@ from coordination.domain.synthesis import synthesize
 from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
 from coordination.running.leases import ticket_merge_lease
-from coordination.running.llm_budget import reserved_budget
+from coordination.running.llm_budget import reserved_on_use
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
 from coordination.scheduling.rollback import rollback_attempt
@@ -42,12 +42,13 @@ class Joined(TypedDict):
 log = logging.getLogger(__name__)
 
 WORKING = ("pending", "running", "merging", "awaiting_review")  # a ticket that lands work
-# Called once the tasks a landing released are handed over, before the push; True: the caller goes on to
-# other work (the relay claimed a task), so the push is handed over as a job instead of made on its way.
-Released = Callable[[], bool]
+# Called once the tasks a landing released are handed over, with their ids (None: a join's source finished,
+# and what it released, if anything, is the join's to release), before the push; True: the caller goes on
+# to other work (the relay claimed a task), so the push is handed over as a job instead of made on its way.
+Released = Callable[[Sequence[int] | None], bool]
 
 
-def _nothing() -> bool:
+def _nothing(_ready: Sequence[int] | None) -> bool:
     return False
 
 
@@ -60,7 +61,7 @@ def task_finished(task_id: int, released: Released = _nothing) -> None:
         _merge_into_ticket(task.ticket, [task], join=None, released=released)
     else:
         advance(task.ticket_id, changed_task_ids=[task.pk])
-        released()
+        released(None)
 
 
 def land_task(task_id: int) -> None:
@@ -119,7 +120,7 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
                                                "join_id": join.pk if join else None})
         plan = merge_plan(ticket, pending)
         plan.still_leased = lambda: not beat.lost.is_set()
-        with reserved_budget(ticket.pk) as reservation:
+        with reserved_on_use(ticket.pk) as reservation:
             plan.policy.budget = reservation.budget
             attempt = run_attempt(
                 git, plan, ticket_id=ticket.pk, target_ref=ticket.ref,
@@ -216,8 +217,7 @@ def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None,
     not on their way, and a relay going on to its next task hands the push over. The push is left to the
     ticket's next merge when one is due already (it pushes a head holding this one; the sweep, should it
     never come): one push per merge was a tenth of a wide ticket's time."""
-    advance(ticket_id, changed_task_ids)
-    carrying_on = released()
+    carrying_on = released(advance(ticket_id, changed_task_ids))
     if not merge_due(ticket_id):
         if carrying_on:
             dispatch.submit(Job.PUBLISH, ticket_id)
@@ -243,17 +243,19 @@ def record_merge_outcome(ticket: Ticket, tasks: Sequence[Task], join: Join | Non
         if ticket.status in states.TICKET_IDLE:
             Event.record(ticket, "merge.ignored", {**payload, "why": f"ticket is {ticket.status}"})
             return
-        Event.record(ticket, f"merge.{attempt.status}", {**payload, "error": attempt.error,
-                                                           "review_reason": attempt.review_reason})
+        events = [(f"merge.{attempt.status}", {**payload, "error": attempt.error,
+                                                 "review_reason": attempt.review_reason})]
         if attempt.status == "merged":
             ticket.head_sha = attempt.result_sha
             ticket.save(update_fields=["head_sha", "updated_at"])
-            Event.record(ticket, "ticket.head", {"sha": attempt.result_sha})
+            events.append(("ticket.head", {"sha": attempt.result_sha}))
+        Event.record_all(ticket, events)
+        if attempt.status == "merged":
             Task.objects.filter(pk__in=[t.pk for t in tasks]).update(landed=True)
             if join:
                 join.transition("merged")
-            still_waiting = ticket.joins.filter(status="awaiting_review").exists()
-            if ticket.status == "merging" or (ticket.status == "awaiting_review" and not still_waiting):
+            if ticket.status == "merging" or (ticket.status == "awaiting_review"
+                                              and not ticket.joins.filter(status="awaiting_review").exists()):
                 ticket.transition("running")
         elif attempt.status == "conflicted":
             if join and join.status != "awaiting_review":

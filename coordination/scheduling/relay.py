@@ -12,6 +12,8 @@ had: a task to land, a join to converge, a task ready or claimed under a lease t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from coordination.models import Join, Task
 from coordination.running import execution
 from coordination.running.execution import Claimed
@@ -37,21 +39,25 @@ def land_and_claim_next(task_id: int, claim_next: bool = True) -> Claimed | None
     worker claimed it first)."""
     claimed: list[Claimed | None] = []
 
-    def claim_released() -> bool:
+    def claim_released(ready: Sequence[int] | None) -> bool:
         if claim_next and not claimed:
-            claimed.append(claim_released_by(task_id))
+            claimed.append(claim_released_by(task_id, ready))
         return bool(claimed and claimed[0])
 
     task_finished(task_id, released=claim_released)
-    claim_released()  # the landing never got there: another delivery had landed the task already
+    claim_released(None)  # the landing never got there: another delivery had landed the task already
     return claimed[0] if claimed else None
 
 
-def claim_released_by(task_id: int) -> Claimed | None:
-    """Claim the first ready child of ``task_id`` (by id), after converging a join the task completed."""
-    for join_id in Join.objects.filter(sources=task_id, status="synthesizing").values_list("pk", flat=True):
-        converge_join(join_id)  # a no-op when a worker took the join's job first
-    for child_id in Task.objects.filter(depends_on=task_id, status="ready").order_by("pk").values_list("pk", flat=True):
+def claim_released_by(task_id: int, ready: Sequence[int] | None = None) -> Claimed | None:
+    """Claim the first of ``ready`` (the tasks the landing made ready) that no other worker took. None:
+    not known; then a join the task completed is converged, and the first ready child (by id) claimed."""
+    if ready is None:
+        for join_id in Join.objects.filter(sources=task_id, status="synthesizing").values_list("pk", flat=True):
+            converge_join(join_id)  # a no-op when a worker took the join's job first
+        children = Task.objects.filter(depends_on=task_id, status="ready").order_by("pk")
+        ready = list(children.values_list("pk", flat=True))
+    for child_id in ready:
         claimed = execution.claim_task(child_id)
         if claimed is not None:
             return claimed

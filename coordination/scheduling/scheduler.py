@@ -35,33 +35,44 @@ class Parent(NamedTuple):
     landed: bool
 
 
-def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None) -> None:
-    """Make every move that is due on the ticket: release, block, start joins, end the ticket.
+def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None) -> list[int]:
+    """Make every move that is due on the ticket: release, block, start joins, end the ticket; returns
+    the tasks it made ready (each also handed out as a job).
 
     ``changed_task_ids``: the tasks an event moved (finished, or landed by a merge). Only their pending
     children and themselves, the waiting joins they feed, and the tasks waiting on a claim (a finished
     task released its claims) are read, in a number of queries that does not grow with the ticket.
     None: the whole ticket is read and recomputed.
     """
-    # The ticket's files (for claims on files that exist) are read before the lock: no git in a transaction.
-    repository_id, head = Ticket.objects.values_list("repository_id", "head_sha").get(pk=ticket_id)
-    files = repository_files(repository_id, head)
+    files: tuple[str, ...] | None = None  # read only when a task starts waiting on a claim (see ClaimBook)
+    while True:
+        try:
+            return _advance_holding_the_ticket(ticket_id, changed_task_ids, files)
+        except FileListNeeded:  # rolled back; the file list is git, read outside the transaction
+            repository_id, head = Ticket.objects.values_list("repository_id", "head_sha").get(pk=ticket_id)
+            files = repository_files(repository_id, head)
+
+
+def _advance_holding_the_ticket(ticket_id: int, changed_task_ids: Collection[int] | None,
+                                files: tuple[str, ...] | None) -> list[int]:
     with transaction.atomic():
         # The lock makes concurrent advances (two tasks finishing at once) take turns; each starts after
         # the change it was called for committed, so the last one sees every change.
         ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         if ticket.status in states.TICKET_IDLE:
-            return  # rolled back: nothing starts until a person resumes the ticket
+            return []  # rolled back: nothing starts until a person resumes the ticket
         if ticket.status == "pending":
             ticket.transition("running")
         if changed_task_ids is None:
-            _recompute(ticket, files)
+            claims = _recompute(ticket, files)
         else:
-            _propagate(ticket, set(changed_task_ids), files)
-        _settle_ticket(ticket)
+            claims = _propagate(ticket, set(changed_task_ids), files)
+        if not claims.released:  # a task just made ready: the ticket is on its way, nothing to settle
+            _settle_ticket(ticket)
+        return claims.released
 
 
-def _recompute(ticket: Ticket, files: tuple[str, ...]) -> None:
+def _recompute(ticket: Ticket, files: tuple[str, ...] | None) -> ClaimBook:
     """The whole ticket in memory: every waiting join and every pending task, until nothing moves."""
     tasks = {t.pk: t for t in ticket.tasks.prefetch_related("depends_on")}
     parents = {t.pk: [tasks[p.pk] for p in t.depends_on.all()] for t in tasks.values()}
@@ -77,9 +88,10 @@ def _recompute(ticket: Ticket, files: tuple[str, ...]) -> None:
         for task in tasks.values():
             if task.status == "pending":
                 moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk), claims)
+    return claims
 
 
-def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...]) -> None:
+def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...] | None) -> ClaimBook:
     """What the changed tasks can have moved, wave by wave down the DAG: each wave reads the joins they
     feed and the pending tasks next to them; tasks blocked in a wave are the next wave's changes.
 
@@ -102,10 +114,11 @@ def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...]) -> Non
         # A failed join's continuation is a child of its sources: no need to name it.
         near = Q(pk__in=frontier) | Q(depends_on__in=frontier) | waiters
         waiters = Q(pk__in=[])
-        candidates = list(ticket.tasks.filter(near, status="pending").distinct().order_by("pk"))
+        candidates = list(ticket.tasks.filter(near, status="pending").distinct().select_related("join").order_by("pk"))
         parents = _parents_of(candidates)
-        join_of = {j.continuation_id: j for j in Join.objects.filter(continuation__in=candidates)}
-        frontier = {t.pk for t in candidates if _release_or_block(t, parents[t.pk], join_of.get(t.pk), claims)}
+        frontier = {t.pk for t in candidates
+                    if _release_or_block(t, parents[t.pk], getattr(t, "join", None), claims)}  # None: no join
+    return claims
 
 
 def _parents_of(tasks: Sequence[Task]) -> dict[int, list[Parent]]:
@@ -152,19 +165,28 @@ def _release_or_block(task: Task, parents: Sequence[Task | Parent], join: Join |
     return False
 
 
+class FileListNeeded(Exception):
+    """A task starts waiting on a claim, and the reason names an example path: an existing file if any."""
+
+
 class ClaimBook:
     """File-ownership claims of a ticket's active tasks: a task whose patterns overlap one waits.
 
     A task holds its claims from ready until its work is on the ticket branch; a join's source lets go
     when it finishes, so that a source waiting on another can still run and the join can merge.
+    Whether two claims overlap does not depend on the files; only the example a waiting task names
+    does. So the ticket's file list (a git process, which a transaction may not hold) is read only when
+    a task starts waiting: ``files`` None raises ``FileListNeeded`` there, and ``advance`` starts again
+    with it. Most events (a chain; tasks claiming folders of their own) never read it.
     """
 
     ACTIVE = ("ready", "claimed", "running")
 
-    def __init__(self, ticket: Ticket, holders: Iterable[tuple[str, list[str]]], files: tuple[str, ...]):
+    def __init__(self, ticket: Ticket, holders: Iterable[tuple[str, list[str]]], files: tuple[str, ...] | None):
         """``holders``: (key, owned_files) of the tasks holding claims, in id order (the first is named)."""
         self.ticket, self.files = ticket, files
         self.held = {key: list(patterns) for key, patterns in holders if patterns}
+        self.released: list[int] = []  # tasks made ready, in the order released
 
     @classmethod
     def holds(cls, task: Task, join_source_ids: Collection[int]) -> bool:
@@ -177,11 +199,13 @@ class ClaimBook:
         return Q(status__in=cls.ACTIVE) | to_land()
 
     def release_if_free(self, task: Task) -> None:
-        blocking = ownership.overlapping_claims(task.owned_files, self.held, self.files) if (
+        blocking = ownership.overlapping_claims(task.owned_files, self.held, self.files or ()) if (
             task.owned_files and self.held) else []
         if blocking:
             if any(task.waiting_on.startswith(f"{b.holder} (") for b in blocking):
                 return  # still waits on the task it names: only that one finishing can change anything
+            if self.files is None:
+                raise FileListNeeded
             first = blocking[0]
             reason = f"{first.holder} (both claim {first.example})"
             if task.waiting_on != reason:
@@ -192,6 +216,7 @@ class ClaimBook:
             return
         task.transition("ready", waiting_on="")
         dispatch.submit(Job.RUN_TASK, task.pk)
+        self.released.append(task.pk)
         if task.owned_files:
             self.held[task.key] = list(task.owned_files)
 

@@ -23,7 +23,9 @@ from merges.engine.git import Git, MergeTreeResult
 class Source:
     name: str
     sha: str
-    fork_point: str | None = None  # where the branch left the target; merge-base when unknown
+    # Where the branch left the target (the sandboxes check that the branch descends from it); merge-base
+    # when unknown.
+    fork_point: str | None = None
 
 
 @dataclass
@@ -92,7 +94,7 @@ def converge(
     that cannot merge cleanly (its conflicts are returned; nothing after it is merged)."""
     started = time.monotonic()
     result = ConvergenceResult(start_head=head, head=head)
-    if len(sources) == 1 and git.is_ancestor(head, sources[0].sha):
+    if len(sources) == 1 and (sources[0].fork_point == head or git.is_ancestor(head, sources[0].sha)):
         return _on_top(git, result, sources[0], message, started)
     by_name = {s.name: s for s in sources}
     found = git.fork_points(head, [s.sha for s in sources if not s.fork_point])

@@ -25,16 +25,16 @@ def _ready_task(tmp_path) -> Task:
 
 
 def _failing_first(monkeypatch, error: OperationalError) -> list[str]:
-    """Event.record fails once, as the claim's commit would, inside the claim's transaction."""
-    record, calls = Event.record, []
+    """Writing the claim's events fails once, as the claim's commit would, inside the claim's transaction."""
+    record_all, calls = Event.record_all, []
 
-    def record_or_fail(ticket, kind, payload=None):
-        calls.append(kind)
-        if calls == ["task.claimed"]:
+    def record_or_fail(ticket, events):
+        calls.extend(kind for kind, _ in events)
+        if calls[0] == "task.claimed" and calls.count("task.claimed") == 1:
             raise error
-        return record(ticket, kind, payload)
+        return record_all(ticket, events)
 
-    monkeypatch.setattr(Event, "record", record_or_fail)
+    monkeypatch.setattr(Event, "record_all", record_or_fail)
     return calls
 
 
@@ -59,6 +59,6 @@ def test_other_database_errors_in_a_claim_are_not_retried(tmp_path, monkeypatch)
     calls = _failing_first(monkeypatch, OperationalError("database is locked"))
     with pytest.raises(OperationalError):
         execution.claim(task.pk, "worker-1")
-    assert calls == ["task.claimed"]
+    assert calls == ["task.claimed", "task.running"]
     task.refresh_from_db()
     assert task.status == "ready" and task.lease_owner == ""  # rolled back: the sweep resends it

@@ -86,6 +86,29 @@ def test_the_ticket_page_says_on_which_task_a_waiting_task_waits(tmp_path, clien
     assert "waits on A (both claim auth.py)" in page
 
 
+def test_the_file_list_is_read_only_when_a_task_starts_waiting_on_a_claim(tmp_path):
+    """Whether claims overlap does not need the files; the example a waiting task names does (an existing
+    file if any), and reading them is a git process: done once, when B starts waiting, not on every event."""
+    from coordination.models import Task
+    from coordination.scheduling import scheduler
+
+    repo = source_repo(tmp_path, {"src/auth.py": "x\n"})
+    ticket = submit(repo, [{"key": "A", "command": "true", "owned_files": ["src/**"]},
+                           {"key": "B", "command": "true", "owned_files": ["src/*.py"]},
+                           {"key": "C", "command": "true", "owned_files": ["docs/**"]}])
+    Task.objects.filter(ticket=ticket).update(status="pending", waiting_on="")
+    scheduler.repository_files.cache_clear()
+
+    scheduler.advance(ticket.pk)
+    assert dict(ticket.tasks.values_list("key", "status")) == {"A": "ready", "B": "pending", "C": "ready"}
+    assert Task.objects.get(ticket=ticket, key="B").waiting_on == "A (both claim src/auth.py)"
+    assert scheduler.repository_files.cache_info().misses == 1
+
+    scheduler.repository_files.cache_clear()
+    scheduler.advance(ticket.pk)  # B still waits on the task it names: nothing new to say, no git
+    assert scheduler.repository_files.cache_info().misses == 0
+
+
 def test_the_task_page_names_the_files_changed_outside_the_claim(tmp_path, client):
     from tests import factories
 

@@ -85,16 +85,18 @@ def test_committing_again_lands_the_new_commits_too(fake, source, clone):
     assert clone.rev_parse(REF) == second and clone.text("rev-parse", f"{second}^") == first
 
 
-def test_a_task_that_resets_to_an_older_commit_lands_it_without_a_download(fake, source, clone):
-    older = source.head()
+def test_a_task_that_resets_to_an_older_commit_is_refused_as_in_a_local_sandbox(fake, source, clone):
+    """A merge takes a single task branch whose start is the ticket's head as it is: the branch must descend
+    from its start, or landing it would quietly revert the work before it."""
     start = source.commit({"app.py": "print('v2')\n"}, "second")
     clone.run("fetch", "-q", str(source.path), f"{start}:refs/heads/main")
     with daytona_sandbox(fake, clone) as sandbox:
         sandbox.prepare(REF, start)
         sandbox.run(["git", "reset", "-q", "--hard", "HEAD~1"], {}, 30)
-        assert sandbox.commit_all("A: undo") == older
-    assert clone.rev_parse(REF) == older
-    assert not fake.calls("/files/bulk-download")
+        with pytest.raises(SandboxError, match="does not descend from its start commit"):
+            sandbox.commit_all("A: undo")
+    assert clone.rev_parse(REF) == start  # the task ref stays where the task started
+    assert not fake.calls("/files/bulk-download")  # the clone had the commit: nothing travelled
 
 
 def test_a_reachable_url_is_cloned_and_only_the_missing_commits_travel(fake, tmp_path, source, clone):

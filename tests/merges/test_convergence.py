@@ -127,3 +127,20 @@ def test_a_source_not_on_top_of_the_head_is_merged_for_real(tmp_path):
     assert result.clean and result.merge_tree_runs == 1
     merged = repo.show(result.head, "f.txt")
     assert "S1 line 10" in merged and "S3 line 12" in merged
+
+
+def test_a_single_source_started_on_the_head_is_made_its_own_tree_with_one_git_process(tmp_path, monkeypatch):
+    """A chain's next task started on the head as it is: its fork point says it descends from the head
+    (the sandboxes check that), so neither ancestry nor a merge is asked of git, only the commit."""
+    repo = Repo(tmp_path / "repo")
+    head = repo.commit({"f.txt": BASE}, "base")
+    task = repo.commit({"f.txt": replace_line(BASE, 3, "task edit")}, "task")
+    calls, run = [], type(repo.git).run
+    monkeypatch.setattr(type(repo.git), "run", lambda git, *args, **kw: calls.append(args[0]) or run(git, *args, **kw))
+
+    result = converge(repo.git, head, [Source("A", task, fork_point=head)])
+
+    assert calls == ["commit-tree"]
+    assert result.order == ["A"] and repo.git.text("rev-parse", f"{result.head}^{{tree}}") == repo.git.text(
+        "rev-parse", f"{task}^{{tree}}")
+    assert repo.git.text("rev-parse", f"{result.head}^1", f"{result.head}^2").split() == [head, task]

@@ -202,6 +202,8 @@ class DaytonaSandbox:
         head = self._git("rev-parse", "HEAD").result.strip()
         if head != self._landed:
             self._fetch_into_clone(head)
+            if not self.clone.is_ancestor(self._start_sha, head):  # as a local sandbox checks: a merge trusts it
+                raise SandboxError(f"the task's HEAD {head[:12]} does not descend from its start commit")
             with self._lock():
                 # RefMoved when someone else moved the task ref meanwhile: their work is not overwritten.
                 self.clone.update_ref(self._ref, head, self._landed, message="dagmerge: task commits")
