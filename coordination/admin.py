@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from coordination.models import Event, Join, OwnershipClaim, Repository, StatefulModel, Task, Ticket
+from coordination.models import Event, Join, OwnershipClaim, Repository, StatefulModel, SubmittedSpec, Task, Ticket
 from coordination.scheduling.rollback import rollback_attempt
 from coordination.scheduling.ticket_access import revoke_ticket_token
 from coordination.web.permissions import can_review
@@ -74,6 +74,12 @@ class TaskInline(ReadOnly, admin.TabularInline):
     show_change_link = True
 
 
+class SubmittedSpecInline(ReadOnly, admin.StackedInline):
+    model = SubmittedSpec
+    fields = ("spec",)
+    verbose_name = verbose_name_plural = "submitted spec"
+
+
 @admin.register(Ticket)
 class TicketAdmin(AuditedAdmin):
     list_display = ("id", "title", "repository", "status", "created_by", "created_at")
@@ -82,7 +88,7 @@ class TicketAdmin(AuditedAdmin):
     list_select_related = ("repository", "created_by")
     editable = ("title",)
     exclude = ("token_nonce",)  # harmless without the secret key, but of no use to a reader either
-    inlines = [TaskInline]
+    inlines = [SubmittedSpecInline, TaskInline]
     actions = ["revoke_token"]
 
     @admin.action(description="Revoke the discovered-work token (running tasks lose API access)",

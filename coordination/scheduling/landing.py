@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from coordination.domain import dispatch, states
@@ -102,17 +103,21 @@ def converge_join(join_id: int) -> None:
 
 def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None, released: Released = _nothing) -> None:
     git = workspace.clone_git(ticket.repository_id)
+    ids = [t.pk for t in tasks]
     with ticket_merge_lease(ticket.pk) as beat:
-        ticket.refresh_from_db()
+        # As it is now, and whether any of the tasks landed meanwhile (usually not: then not asked again).
+        ticket = (Ticket.objects.annotate(landed_any=Exists(Task.objects.filter(pk__in=ids, landed=True)))
+                  .get(pk=ticket.pk))
         if ticket.status not in WORKING:
             return  # cancelled, rolled back or ended while this merge waited for the lease
-        ref_now = git.rev_parse(ticket.ref)
+        ref_now = git.branch_head(ticket.ref)
         completed = complete_unrecorded_merge(ticket, git, ref_now)
         if completed is not None:  # this very merge, most likely: the checks below now find it done
             after_merge(ticket.pk)
         if join is not None and not Join.objects.filter(pk=join.pk, status="merging").exists():
             return  # another delivery merged it, or the sweep handed it out again
-        landed = set(Task.objects.filter(pk__in=[t.pk for t in tasks], landed=True).values_list("pk", flat=True))
+        landed = set(Task.objects.filter(pk__in=ids, landed=True).values_list("pk", flat=True)) if (
+            ticket.landed_any or completed is not None) else set()
         pending = [t for t in tasks if t.pk not in landed]
         if not pending and join is None:
             return  # a redelivered landing: the work is already on the ticket branch
@@ -131,7 +136,8 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
         if attempt.status == "running":
             return  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
-    after_merge(ticket.pk, changed_task_ids=[t.pk for t in tasks], released=released)
+    after_merge(ticket.pk, changed_task_ids=ids, released=released,
+                spent=bool(attempt.llm_invocations))
 
 
 def recover_merge(attempt_id: int) -> None:
@@ -209,21 +215,23 @@ def _abandon(attempt: MergeAttempt) -> None:
 
 
 def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None,
-                released: Released = _nothing) -> None:
+                released: Released = _nothing, spent: bool = True) -> None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
     whole ticket. The next tasks are released first (and ``released`` called: the relay claims one there):
-    the push and the spend totals (a reservation already counted what the merge spent, ``llm_budget``) are
-    not on their way, and a relay going on to its next task hands the push over. The push is left to the
-    ticket's next merge when one is due already (it pushes a head holding this one; the sweep, should it
-    never come): one push per merge was a tenth of a wide ticket's time."""
+    the push and the spend totals (a reservation already counted what the merge spent, ``llm_budget``;
+    ``spent`` False: it spent nothing, the totals stand) are not on their way, and a relay going on to its
+    next task hands the push over. The push is left to the ticket's next merge when one is due already (it
+    pushes a head holding this one; the sweep, should it never come): one push per merge was a tenth of a
+    wide ticket's time."""
     carrying_on = released(advance(ticket_id, changed_task_ids))
     if not merge_due(ticket_id):
         if carrying_on:
             dispatch.submit(Job.PUBLISH, ticket_id)
         else:
             publish_ticket(ticket_id)  # nothing to do when the source shows the head already
-    charge_llm(ticket_id)  # after the push's git work: at once, its write waited for the next task's claim (SQLite)
+    if spent:  # after the push's git work: at once, its write waited for the next task's claim (SQLite)
+        charge_llm(ticket_id)
 
 
 def merge_due(ticket_id: int) -> bool:

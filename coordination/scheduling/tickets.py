@@ -8,7 +8,7 @@ from coordination.domain import dispatch, states
 from coordination.domain.dispatch import Job
 from coordination.domain.ownership import predicted_overlaps
 from coordination.domain.spec import SpecError, TaskSpec, TicketSpec, check_dag, parse_task
-from coordination.models import Event, Join, Repository, Task, Ticket
+from coordination.models import Event, Join, Repository, SubmittedSpec, Task, Ticket
 from coordination.running import workspace
 from coordination.scheduling import publishing, scheduler
 from coordination.scheduling.joins import ensure_join
@@ -33,12 +33,13 @@ def submit_ticket(spec: TicketSpec, user=None) -> Ticket:
     files = scheduler.repository_files(repository.pk, base_sha)
     with transaction.atomic():
         ticket = Ticket.objects.create(
-            repository=repository, title=spec.title, spec=spec.raw, base_branch=spec.base_branch,
+            repository=repository, title=spec.title, base_branch=spec.base_branch,
             base_sha=base_sha, head_sha=base_sha, conflict_threshold=spec.conflict_threshold,
             review_policy=spec.review_policy, verify_command=spec.verify_command,
             llm_max_invocations=spec.llm_max_invocations, llm_max_usd=spec.llm_max_usd, created_by=user,
             serialize_overlaps=spec.serialize_overlaps, sandbox_backend=spec.sandbox, network=spec.network,
         )
+        SubmittedSpec.objects.create(ticket=ticket, spec=spec.raw)
         Event.record(ticket, "ticket.submitted", {"title": ticket.title, "base_sha": base_sha,
                                                   "tasks": [t.key for t in spec.tasks]})
         by_key = {t.key: t for t in spec.tasks}

@@ -16,6 +16,7 @@ transaction, where no I/O belongs.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,22 @@ from merges.engine.git_config import NETWORK_TIMEOUT_S, ConfigUnreadable, git_en
 from merges.engine.processes import check_io_allowed
 
 ZERO_SHA = "0" * 40
+
+
+_SHA = re.compile(rb"[0-9a-f]{40}")
+
+
+def _packed_ref(path: Path, ref: bytes) -> bytes | None:
+    """The value ``packed-refs`` gives ``ref``; None when it lists no such ref (or there is no such file)."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        sha, _, name = line.partition(b" ")
+        if name == ref and not line.startswith((b"#", b"^")):
+            return sha
+    return None
 
 
 class GitError(Exception):
@@ -125,6 +142,29 @@ class Git:
     def rev_parse(self, rev: str) -> str | None:
         proc = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", ok=(0, 1))
         return proc.stdout.decode().strip() or None
+
+    def branch_head(self, ref: str) -> str | None:
+        """``rev_parse`` of a branch ref (``refs/heads/…``, holding a commit), read from the repository's ref
+        files without starting git: a merge reads its ticket's ref on every landing. A loose ref wins over
+        ``packed-refs``, as git reads them (both are replaced by renames, so a read sees a whole value);
+        whatever the files do not plainly say (a symbolic ref, a linked worktree, a reftable store) is
+        asked of git."""
+        parts = ref.split("/")
+        if parts[:2] != ["refs", "heads"] or len(parts) < 3 or any(p in ("", ".", "..") for p in parts):
+            return self.rev_parse(ref)
+        git_dir = self.repo if (self.repo / "HEAD").is_file() else self.repo / ".git"
+        if (git_dir / "reftable").exists():
+            return self.rev_parse(ref)
+        value: bytes | None
+        try:
+            value = (git_dir / ref).read_bytes().strip()
+        except FileNotFoundError:
+            value = _packed_ref(git_dir / "packed-refs", ref.encode())
+        except OSError:  # a folder where a ref would be, a .git file: git knows
+            return self.rev_parse(ref)
+        if value is None:
+            return None
+        return value.decode() if _SHA.fullmatch(value) else self.rev_parse(ref)
 
     def tree_of(self, rev: str) -> str:
         return self.text("rev-parse", "--verify", "--end-of-options", f"{rev}^{{tree}}")

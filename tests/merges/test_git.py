@@ -97,6 +97,32 @@ def test_rev_parse_of_a_missing_ref_is_none(tmp_path):
     assert not Git.outside_repository().check_ref_format("refs/heads/bad..name")
 
 
+def test_branch_head_read_from_the_ref_files_says_what_rev_parse_says(tmp_path, monkeypatch):
+    """Loose, packed, packed then moved (the loose one wins), missing, symbolic; in a work tree and a bare
+    clone (which packs every ref it copies). Only the symbolic ref, which the files do not plainly say,
+    starts git."""
+    repo = Repo(tmp_path / "repo")
+    first = repo.commit({"a.txt": "a\n"})
+    repo.git.run("update-ref", "refs/heads/ticket/1", first)
+    repo.git.run("pack-refs", "--all")
+    second = repo.commit({"a.txt": "b\n"})
+    repo.git.run("update-ref", "refs/heads/ticket/2", second)
+    repo.git.run("symbolic-ref", "refs/heads/alias", "refs/heads/ticket/2")
+    bare = Git(tmp_path / "bare.git")
+    Git(tmp_path).run("clone", "-q", "--bare", str(repo.path), str(bare.repo))
+    refs = ["refs/heads/ticket/1", "refs/heads/ticket/2", "refs/heads/main", "refs/heads/nope", "refs/heads/alias"]
+    alias_asked = [("--verify", "--quiet", "--end-of-options", "refs/heads/alias^{commit}")]
+    started, run = [], Git.run
+    for git, asked in ((repo.git, alias_asked), (bare, [])):
+        expected = [git.rev_parse(ref) for ref in refs]
+        started.clear()
+        monkeypatch.setattr(Git, "run", lambda self, *args, **kw: started.append(args[1:]) or run(self, *args, **kw))
+        assert [git.branch_head(ref) for ref in refs] == expected
+        monkeypatch.undo()
+        assert expected[:4] == [first, second, second, None]
+        assert started == asked
+
+
 def test_read_blobs_tells_missing_paths_with_spaces_from_found_objects(tmp_path):
     repo = Repo(tmp_path / "repo")
     head = repo.commit({"Validate Syntax.txt": "found\n", "dir/a b c.txt": "abc\n"})
