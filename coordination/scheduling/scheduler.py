@@ -8,8 +8,9 @@ recomputes the whole ticket: at submit, after a person's operation, and as the p
 
 from __future__ import annotations
 
-import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
 
@@ -61,6 +62,7 @@ def _advance_holding_the_ticket(ticket_id: int, changed_task_ids: Collection[int
         ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         if ticket.status in states.TICKET_IDLE:
             return []  # rolled back: nothing starts until a person resumes the ticket
+        files = files or FILE_LISTS.known(ticket.repository_id, ticket.head_sha)  # memory: no git here
         if ticket.status == "pending":
             ticket.transition("running")
         if changed_task_ids is None:
@@ -221,11 +223,45 @@ class ClaimBook:
             self.held[task.key] = list(task.owned_files)
 
 
-@functools.lru_cache(maxsize=64)
+class FileLists:
+    """The files at commits of the workspace clones, kept for the last ``KEPT`` commits read (a commit never
+    changes). ``known`` answers from memory only: ``advance`` asks it inside its transaction."""
+
+    KEPT = 64
+
+    def __init__(self) -> None:
+        self._lists: OrderedDict[tuple[int, str], tuple[str, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.reads = 0  # git processes run, for tests
+
+    def known(self, repository_id: int, sha: str) -> tuple[str, ...] | None:
+        with self._lock:
+            return self._lists.get((repository_id, sha))
+
+    def read(self, repository_id: int, sha: str) -> tuple[str, ...]:
+        files = self.known(repository_id, sha)
+        if files is None:
+            out = workspace.clone_git(repository_id).run("ls-tree", "-r", "-z", "--name-only", sha).stdout
+            files = tuple(p.decode(errors="surrogateescape") for p in out.split(b"\0") if p)
+            with self._lock:
+                self.reads += 1
+                self._lists[(repository_id, sha)] = files
+                while len(self._lists) > self.KEPT:
+                    self._lists.popitem(last=False)
+        return files
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lists.clear()
+            self.reads = 0
+
+
+FILE_LISTS = FileLists()
+
+
 def repository_files(repository_id: int, sha: str) -> tuple[str, ...]:
-    """The files at a commit of the workspace clone (commits never change, so this caches safely)."""
-    out = workspace.clone_git(repository_id).run("ls-tree", "-r", "-z", "--name-only", sha).stdout
-    return tuple(p.decode(errors="surrogateescape") for p in out.split(b"\0") if p)
+    """The files at a commit of the workspace clone (a git process the first time)."""
+    return FILE_LISTS.read(repository_id, sha)
 
 
 def join_verdict(strategy: str, source_statuses: list[str]) -> str:

@@ -97,16 +97,21 @@ def test_the_file_list_is_read_only_when_a_task_starts_waiting_on_a_claim(tmp_pa
                            {"key": "B", "command": "true", "owned_files": ["src/*.py"]},
                            {"key": "C", "command": "true", "owned_files": ["docs/**"]}])
     Task.objects.filter(ticket=ticket).update(status="pending", waiting_on="")
-    scheduler.repository_files.cache_clear()
+    scheduler.FILE_LISTS.clear()
 
     scheduler.advance(ticket.pk)
     assert dict(ticket.tasks.values_list("key", "status")) == {"A": "ready", "B": "pending", "C": "ready"}
     assert Task.objects.get(ticket=ticket, key="B").waiting_on == "A (both claim src/auth.py)"
-    assert scheduler.repository_files.cache_info().misses == 1
+    assert scheduler.FILE_LISTS.reads == 1
 
-    scheduler.repository_files.cache_clear()
+    Task.objects.filter(ticket=ticket, key="B").update(waiting_on="")
+    scheduler.advance(ticket.pk)  # B starts waiting again: the files at this head are known by now
+    assert Task.objects.get(ticket=ticket, key="B").waiting_on == "A (both claim src/auth.py)"
+    assert scheduler.FILE_LISTS.reads == 1
+
+    scheduler.FILE_LISTS.clear()
     scheduler.advance(ticket.pk)  # B still waits on the task it names: nothing new to say, no git
-    assert scheduler.repository_files.cache_info().misses == 0
+    assert scheduler.FILE_LISTS.reads == 0
 
 
 def test_the_task_page_names_the_files_changed_outside_the_claim(tmp_path, client):
