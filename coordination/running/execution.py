@@ -74,6 +74,13 @@ def claim_task(task_id: int) -> Claimed | None:
     return Claimed(task, lease) if task is not None else None
 
 
+def claim_within(task: Task) -> Claimed | None:
+    """``claim_task`` in the caller's transaction (``advance``'s, which just made the task ready: ``Take``)."""
+    lease = task_lease(task.pk)
+    claimed = _claim_in_transaction(task.pk, lease.owner)
+    return Claimed(claimed, lease) if claimed is not None else None
+
+
 def carry_out(claimed: Claimed) -> bool:
     """Run a claimed task and record its outcome under the lease; True when this run recorded it. The
     heartbeat renews the lease until the outcome is recorded: the database may be away for a moment when
@@ -126,21 +133,25 @@ def claim(task_id: int, owner: str) -> Task | None:
 
 
 def _claim(task_id: int, owner: str) -> Task | None:
+    with transaction.atomic():
+        return _claim_in_transaction(task_id, owner)
+
+
+def _claim_in_transaction(task_id: int, owner: str) -> Task | None:
     """ready → claimed → running in one conditional UPDATE, both moves recorded: the run starts from the
     ticket's head as it is now."""
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
-    with transaction.atomic():
-        taken = Task.objects.filter(pk=task_id, status="ready").update(
-            status="running", lease_owner=owner, lease_expires_at=lease_until,
-            start_sha=Subquery(Ticket.objects.filter(pk=OuterRef("ticket_id")).values("head_sha")),
-            started_at=now, updated_at=now, attempts=F("attempts") + 1, error="", log="")
-        if not taken:
-            return None
-        task = Task.objects.select_related("ticket__repository").get(pk=task_id)
-        Event.record_all(task.ticket, [(f"task.{new}", {"from": old, "to": new, **task.event_refs()})
-                                       for old, new in (("ready", "claimed"), ("claimed", "running"))])
-        OwnershipClaim.objects.bulk_create(OwnershipClaim(task=task, pattern=p) for p in task.owned_files)
+    taken = Task.objects.filter(pk=task_id, status="ready").update(
+        status="running", lease_owner=owner, lease_expires_at=lease_until,
+        start_sha=Subquery(Ticket.objects.filter(pk=OuterRef("ticket_id")).values("head_sha")),
+        started_at=now, updated_at=now, attempts=F("attempts") + 1, error="", log="")
+    if not taken:
+        return None
+    task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+    Event.record_all(task.ticket, [(f"task.{new}", {"from": old, "to": new, **task.event_refs()})
+                                   for old, new in (("ready", "claimed"), ("claimed", "running"))])
+    OwnershipClaim.objects.bulk_create(OwnershipClaim(task=task, pattern=p) for p in task.owned_files)
     return task
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -21,12 +21,13 @@ from coordination.domain.dispatch import Job
 from coordination.domain.synthesis import synthesize
 from coordination.models import Event, Join, Task, Ticket
 from coordination.running import workspace
+from coordination.running.execution import Claimed
 from coordination.running.leases import ticket_merge_lease
 from coordination.running.llm_budget import reserved_on_use
 from coordination.scheduling.plans import merge_plan
 from coordination.scheduling.publishing import publish_ticket
 from coordination.scheduling.rollback import rollback_attempt
-from coordination.scheduling.scheduler import advance, join_source, to_land
+from coordination.scheduling.scheduler import Take, advance, join_source, to_land
 from coordination.scheduling.spending import charge_llm
 from merges.attempts import run_attempt
 from merges.models import MergeAttempt
@@ -43,26 +44,25 @@ class Joined(TypedDict):
 log = logging.getLogger(__name__)
 
 WORKING = ("pending", "running", "merging", "awaiting_review")  # a ticket that lands work
-# Called once the tasks a landing released are handed over, with their ids (None: a join's source finished,
-# and what it released, if anything, is the join's to release), before the push; True: the caller goes on
-# to other work (the relay claimed a task), so the push is handed over as a job instead of made on its way.
-Released = Callable[[Sequence[int] | None], bool]
 
 
-def _nothing(_ready: Sequence[int] | None) -> bool:
-    return False
+class Landed(NamedTuple):
+    """How far a landing went, for the relay that asked it to ``take`` a task it released."""
+
+    handed_out: bool  # what it released is handed out or taken; False: not known here (see ``task_finished``)
+    claimed: Claimed | None = None  # what ``take`` took
 
 
-def task_finished(task_id: int, released: Released = _nothing) -> None:
-    """A task ended: land its work if no join waits for it, then move the ticket on."""
+def task_finished(task_id: int, take: Take[Claimed] | None = None) -> Landed:
+    """A task ended: land its work if no join waits for it, then move the ticket on. Not ``handed_out``: it
+    is a join's source (the join, if it is due now, is handed out to converge), or another delivery landed it."""
     task = _task_to_land(task_id)
     if (task.result or {}).get("llm_invocations"):
         charge_llm(task.ticket_id)
     if _lands_alone(task):
-        _merge_into_ticket(task.ticket, [task], join=None, released=released)
-    else:
-        advance(task.ticket_id, changed_task_ids=[task.pk])
-        released(None)
+        return _merge_into_ticket(task.ticket, [task], join=None, take=take)
+    advance(task.ticket_id, changed_task_ids=[task.pk])
+    return Landed(False)
 
 
 def land_task(task_id: int) -> None:
@@ -81,7 +81,7 @@ def _lands_alone(task: WithAnnotations[Task, Joined]) -> bool:
     return task.status == "succeeded" and not task.landed and not task.joined
 
 
-def converge_join(join_id: int) -> None:
+def converge_join(join_id: int, take: Take[Claimed] | None = None) -> Landed:
     """Synthesis, then the convergence merge of the join's sources; idempotent on redelivery."""
     with transaction.atomic():
         # The ticket's row before the join's, as everywhere (``record_merge_outcome``): the other order
@@ -90,7 +90,7 @@ def converge_join(join_id: int) -> None:
         join = (Join.objects.select_for_update(no_key=True, of=("self",))
                 .select_related("continuation", "ticket__repository").get(pk=join_id))
         if join.status != "synthesizing":
-            return  # already taken by another delivery of this message
+            return Landed(False)  # already taken by another delivery of this message
         sources = [s for s in join.sources.all() if s.status == "succeeded"]
         continuation = join.continuation
         continuation.synthesis_context = synthesize(sources)
@@ -98,10 +98,11 @@ def converge_join(join_id: int) -> None:
         join.transition("merging", event_payload={"sources": sorted(s.key for s in sources)})
         if ticket.status == "running":
             ticket.transition("merging")
-    _merge_into_ticket(join.ticket, sources, join=join)
+    return _merge_into_ticket(join.ticket, sources, join=join, take=take)
 
 
-def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None, released: Released = _nothing) -> None:
+def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
+                       take: Take[Claimed] | None = None) -> Landed:
     git = workspace.clone_git(ticket.repository_id)
     ids = [t.pk for t in tasks]
     with ticket_merge_lease(ticket.pk) as beat:
@@ -109,18 +110,18 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
         ticket = (Ticket.objects.annotate(landed_any=Exists(Task.objects.filter(pk__in=ids, landed=True)))
                   .get(pk=ticket.pk))
         if ticket.status not in WORKING:
-            return  # cancelled, rolled back or ended while this merge waited for the lease
+            return Landed(False)  # cancelled, rolled back or ended while this merge waited for the lease
         ref_now = git.branch_head(ticket.ref)
         completed = complete_unrecorded_merge(ticket, git, ref_now)
         if completed is not None:  # this very merge, most likely: the checks below now find it done
             after_merge(ticket.pk)
         if join is not None and not Join.objects.filter(pk=join.pk, status="merging").exists():
-            return  # another delivery merged it, or the sweep handed it out again
+            return Landed(False)  # another delivery merged it, or the sweep handed it out again
         landed = set(Task.objects.filter(pk__in=ids, landed=True).values_list("pk", flat=True)) if (
             ticket.landed_any or completed is not None) else set()
         pending = [t for t in tasks if t.pk not in landed]
         if not pending and join is None:
-            return  # a redelivered landing: the work is already on the ticket branch
+            return Landed(False)  # a redelivered landing: the work is already on the ticket branch
         Event.record(ticket, "merge.started", {"sources": [t.key for t in pending],
                                                "join_id": join.pk if join else None})
         plan = merge_plan(ticket, pending)
@@ -134,10 +135,9 @@ def _merge_into_ticket(ticket: Ticket, tasks: Sequence[Task], join: Join | None,
             )
             reservation.spend(attempt.llm_invocations, float(attempt.llm_cost_usd))
         if attempt.status == "running":
-            return  # the lease was lost before the ref moved: the sweep recovers the attempt
+            return Landed(False)  # the lease was lost before the ref moved: the sweep recovers the attempt
         record_merge_outcome(ticket, tasks, join, attempt)
-    after_merge(ticket.pk, changed_task_ids=ids, released=released,
-                spent=bool(attempt.llm_invocations))
+    return Landed(True, after_merge(ticket.pk, changed_task_ids=ids, take=take, spent=bool(attempt.llm_invocations)))
 
 
 def recover_merge(attempt_id: int) -> None:
@@ -215,23 +215,24 @@ def _abandon(attempt: MergeAttempt) -> None:
 
 
 def after_merge(ticket_id: int, changed_task_ids: Sequence[int] | None = None,
-                released: Released = _nothing, spent: bool = True) -> None:
+                take: Take[Claimed] | None = None, spent: bool = True) -> Claimed | None:
     """``changed_task_ids``: the tasks the merge landed, all the scheduler needs to look at; None (a
     reviewer's decision, which may also have re-queued a dropped source, or a recovery) recomputes the
-    whole ticket. The next tasks are released first (and ``released`` called: the relay claims one there):
+    whole ticket. The next tasks are released first (the relay claims one there, ``take``; returned):
     the push and the spend totals (a reservation already counted what the merge spent, ``llm_budget``;
     ``spent`` False: it spent nothing, the totals stand) are not on their way, and a relay going on to its
     next task hands the push over. The push is left to the ticket's next merge when one is due already (it
     pushes a head holding this one; the sweep, should it never come): one push per merge was a tenth of a
     wide ticket's time."""
-    carrying_on = released(advance(ticket_id, changed_task_ids))
+    claimed = advance(ticket_id, changed_task_ids, take)
     if not merge_due(ticket_id):
-        if carrying_on:
+        if claimed is not None:
             dispatch.submit(Job.PUBLISH, ticket_id)
         else:
             publish_ticket(ticket_id)  # nothing to do when the source shows the head already
     if spent:  # after the push's git work: at once, its write waited for the next task's claim (SQLite)
         charge_llm(ticket_id)
+    return claimed
 
 
 def merge_due(ticket_id: int) -> bool:

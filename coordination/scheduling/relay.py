@@ -4,15 +4,17 @@ Each step used to be a job of its own: the run handed the landing to the ``git``
 the next run to the ``agents`` queue. Every hand-over is a broker round trip and a worker's pick-up, and a
 chain paid two of them per task on top of the merge. The worker that just recorded a task's outcome is
 free and holds the clone, so it lands the task itself, converges a join the task completed, and claims a
-child that landing released (the push then goes to the queue, off the next task's way). Nothing is taken from
-the queues: the released tasks and joins are handed over as jobs too, whoever gets to one first takes it
-(a claim and a join's start are conditional), and a worker that dies here leaves the sweep what it always
-had: a task to land, a join to converge, a task ready or claimed under a lease that lapses.
+child that landing released (the push then goes to the queue, off the next task's way).
+
+That child is claimed in the transaction that makes it ready, and no job is handed out for it: a job sent
+for it set the other worker slot racing for the claim (a broker message, a pick-up and a conditional
+UPDATE that loses), on the two cores the release shares with the database, and the task is never ready
+without an owner. The other tasks and joins it released are handed out as jobs as ever, whoever gets to
+one first takes it (a claim and a join's start are conditional). A worker that dies here leaves the sweep
+what it always had: a task to land, a join to converge, a task claimed under a lease that lapses.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from coordination.models import Join, Task
 from coordination.running import execution
@@ -37,27 +39,22 @@ def run_task(task_id: int) -> None:
 def land_and_claim_next(task_id: int, claim_next: bool = True) -> Claimed | None:
     """Land the finished task; with ``claim_next``, claim a task it released (None: none, or another
     worker claimed it first)."""
-    claimed: list[Claimed | None] = []
-
-    def claim_released(ready: Sequence[int] | None) -> bool:
-        if claim_next and not claimed:
-            claimed.append(claim_released_by(task_id, ready))
-        return bool(claimed and claimed[0])
-
-    task_finished(task_id, released=claim_released)
-    claim_released(None)  # the landing never got there: another delivery had landed the task already
-    return claimed[0] if claimed else None
+    landed = task_finished(task_id, take=execution.claim_within if claim_next else None)
+    if landed.handed_out or not claim_next:
+        return landed.claimed
+    return claim_released_by(task_id)
 
 
-def claim_released_by(task_id: int, ready: Sequence[int] | None = None) -> Claimed | None:
-    """Claim the first of ``ready`` (the tasks the landing made ready) that no other worker took. None:
-    not known; then a join the task completed is converged, and the first ready child (by id) claimed."""
-    if ready is None:
-        for join_id in Join.objects.filter(sources=task_id, status="synthesizing").values_list("pk", flat=True):
-            converge_join(join_id)  # a no-op when a worker took the join's job first
-        children = Task.objects.filter(depends_on=task_id, status="ready").order_by("pk")
-        ready = list(children.values_list("pk", flat=True))
-    for child_id in ready:
+def claim_released_by(task_id: int) -> Claimed | None:
+    """A task that is a join's source converges the join it completed; one that another delivery landed
+    released its children then: the first (by id) that is still ready is claimed."""
+    claimed = None
+    for join_id in Join.objects.filter(sources=task_id, status="synthesizing").values_list("pk", flat=True):
+        # a no-op when a worker took the join's job first
+        claimed = converge_join(join_id, take=None if claimed else execution.claim_within).claimed or claimed
+    if claimed is not None:
+        return claimed
+    for child_id in Task.objects.filter(depends_on=task_id, status="ready").order_by("pk").values_list("pk", flat=True):
         claimed = execution.claim_task(child_id)
         if claimed is not None:
             return claimed

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Generic, NamedTuple, TypeVar
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 UNFINISHED_TASK = ("ready", "claimed", "running")
 DEAD_END = ("failed", "blocked", "cancelled")
+T = TypeVar("T")
+# Called inside ``advance``'s transaction with a task it just made ready; what it returns (None: nothing)
+# took the task, and no job is handed out for it. The relay claims its next task so: no other worker is
+# sent after it, and it is never ready and unowned (``relay``).
+Take = Callable[[Task], T | None]
 
 
 class Parent(NamedTuple):
@@ -36,9 +41,10 @@ class Parent(NamedTuple):
     landed: bool
 
 
-def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None) -> list[int]:
-    """Make every move that is due on the ticket: release, block, start joins, end the ticket; returns
-    the tasks it made ready (each also handed out as a job).
+def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None,
+            take: Take[T] | None = None) -> T | None:
+    """Make every move that is due on the ticket: release, block, start joins, end the ticket. Each task
+    made ready is handed out as a job, but the one ``take`` took (inside the transaction): returned.
 
     ``changed_task_ids``: the tasks an event moved (finished, or landed by a merge). Only their pending
     children and themselves, the waiting joins they feed, and the tasks waiting on a claim (a finished
@@ -48,33 +54,34 @@ def advance(ticket_id: int, changed_task_ids: Collection[int] | None = None) -> 
     files: tuple[str, ...] | None = None  # read only when a task starts waiting on a claim (see ClaimBook)
     while True:
         try:
-            return _advance_holding_the_ticket(ticket_id, changed_task_ids, files)
+            return _advance_holding_the_ticket(ticket_id, changed_task_ids, files, take)
         except FileListNeeded:  # rolled back; the file list is git, read outside the transaction
             repository_id, head = Ticket.objects.values_list("repository_id", "head_sha").get(pk=ticket_id)
             files = repository_files(repository_id, head)
 
 
 def _advance_holding_the_ticket(ticket_id: int, changed_task_ids: Collection[int] | None,
-                                files: tuple[str, ...] | None) -> list[int]:
+                                files: tuple[str, ...] | None, take: Take[T] | None) -> T | None:
     with transaction.atomic():
         # The lock makes concurrent advances (two tasks finishing at once) take turns; each starts after
         # the change it was called for committed, so the last one sees every change.
         ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket_id)
         if ticket.status in states.TICKET_IDLE:
-            return []  # rolled back: nothing starts until a person resumes the ticket
+            return None  # rolled back: nothing starts until a person resumes the ticket
         files = files or FILE_LISTS.known(ticket.repository_id, ticket.head_sha)  # memory: no git here
         if ticket.status == "pending":
             ticket.transition("running")
+        claims = ClaimBook(ticket, files, take)
         if changed_task_ids is None:
-            claims = _recompute(ticket, files)
+            _recompute(ticket, claims)
         else:
-            claims = _propagate(ticket, set(changed_task_ids), files)
+            _propagate(ticket, set(changed_task_ids), claims)
         if not claims.released:  # a task just made ready: the ticket is on its way, nothing to settle
             _settle_ticket(ticket)
-        return claims.released
+        return claims.taken
 
 
-def _recompute(ticket: Ticket, files: tuple[str, ...] | None) -> ClaimBook:
+def _recompute(ticket: Ticket, claims: ClaimBook[T]) -> None:
     """The whole ticket in memory: every waiting join and every pending task, until nothing moves."""
     tasks = {t.pk: t for t in ticket.tasks.prefetch_related("depends_on")}
     parents = {t.pk: [tasks[p.pk] for p in t.depends_on.all()] for t in tasks.values()}
@@ -82,18 +89,16 @@ def _recompute(ticket: Ticket, files: tuple[str, ...] | None) -> ClaimBook:
     join_of = {j.continuation_id: j for j in joins}
     sources = {j.pk: [tasks[s.pk] for s in j.sources.all()] for j in joins}
     source_ids = {s.pk for j in joins for s in j.sources.all()}
-    holders = ((t.key, t.owned_files) for t in tasks.values() if ClaimBook.holds(t, source_ids))
-    claims = ClaimBook(ticket, holders, files)
+    claims.hold((t.key, t.owned_files) for t in tasks.values() if ClaimBook.holds(t, source_ids))
     moved = True
     while moved:  # blocking propagates down the DAG: repeat until nothing moves
         moved = bool(_decide_joins(joins, sources))
         for task in tasks.values():
             if task.status == "pending":
                 moved |= _release_or_block(task, parents[task.pk], join_of.get(task.pk), claims)
-    return claims
 
 
-def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...] | None) -> ClaimBook:
+def _propagate(ticket: Ticket, changed: set[int], claims: ClaimBook[T]) -> None:
     """What the changed tasks can have moved, wave by wave down the DAG: each wave reads the joins they
     feed and the pending tasks next to them; tasks blocked in a wave are the next wave's changes.
 
@@ -102,8 +107,7 @@ def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...] | None)
     task it waits on, and keeps naming it while that one is active). Candidates go in id order, as in
     ``_recompute``, so two tasks claiming the same file are decided the same way by both.
     """
-    holders = ticket.tasks.filter(ClaimBook.holding()).order_by("pk").values_list("key", "owned_files")
-    claims = ClaimBook(ticket, holders, files)
+    claims.hold(ticket.tasks.filter(ClaimBook.holding()).order_by("pk").values_list("key", "owned_files"))
     # Waiting on a claim of a changed task (keys are letters, digits and ". _ -": the prefix is exact).
     waiters = Q(pk__in=[])
     for key in ticket.tasks.filter(pk__in=changed).values_list("key", flat=True):
@@ -120,7 +124,6 @@ def _propagate(ticket: Ticket, changed: set[int], files: tuple[str, ...] | None)
         parents = _parents_of(candidates)
         frontier = {t.pk for t in candidates
                     if _release_or_block(t, parents[t.pk], getattr(t, "join", None), claims)}  # None: no join
-    return claims
 
 
 def _parents_of(tasks: Sequence[Task]) -> dict[int, list[Parent]]:
@@ -148,7 +151,7 @@ def _decide_joins(joins: Iterable[Join], sources: dict[int, list[Task]]) -> list
     return failed
 
 
-def _release_or_block(task: Task, parents: Sequence[Task | Parent], join: Join | None, claims: ClaimBook) -> bool:
+def _release_or_block(task: Task, parents: Sequence[Task | Parent], join: Join | None, claims: ClaimBook[T]) -> bool:
     """A pending task becomes ready once its parents' work is on the ticket branch (for a join: once
     the join merged) and no active task claims its files; blocked once that can no longer happen.
     True when it was blocked."""
@@ -171,7 +174,7 @@ class FileListNeeded(Exception):
     """A task starts waiting on a claim, and the reason names an example path: an existing file if any."""
 
 
-class ClaimBook:
+class ClaimBook(Generic[T]):
     """File-ownership claims of a ticket's active tasks: a task whose patterns overlap one waits.
 
     A task holds its claims from ready until its work is on the ticket branch; a join's source lets go
@@ -184,11 +187,15 @@ class ClaimBook:
 
     ACTIVE = ("ready", "claimed", "running")
 
-    def __init__(self, ticket: Ticket, holders: Iterable[tuple[str, list[str]]], files: tuple[str, ...] | None):
-        """``holders``: (key, owned_files) of the tasks holding claims, in id order (the first is named)."""
-        self.ticket, self.files = ticket, files
-        self.held = {key: list(patterns) for key, patterns in holders if patterns}
+    def __init__(self, ticket: Ticket, files: tuple[str, ...] | None, take: Take[T] | None = None):
+        self.ticket, self.files, self.take = ticket, files, take
+        self.held: dict[str, list[str]] = {}
         self.released: list[int] = []  # tasks made ready, in the order released
+        self.taken: T | None = None
+
+    def hold(self, holders: Iterable[tuple[str, list[str]]]) -> None:
+        """``holders``: (key, owned_files) of the tasks holding claims, in id order (the first is named)."""
+        self.held.update((key, list(patterns)) for key, patterns in holders if patterns)
 
     @classmethod
     def holds(cls, task: Task, join_source_ids: Collection[int]) -> bool:
@@ -217,7 +224,11 @@ class ClaimBook:
                                                            "example": first.example})
             return
         task.transition("ready", waiting_on="")
-        dispatch.submit(Job.RUN_TASK, task.pk)
+        taken = self.take(task) if self.take is not None and self.taken is None else None
+        if taken is None:
+            dispatch.submit(Job.RUN_TASK, task.pk)
+        else:
+            self.taken = taken
         self.released.append(task.pk)
         if task.owned_files:
             self.held[task.key] = list(task.owned_files)

@@ -1,5 +1,6 @@
-"""The worker that ran a task lands it and carries on with what that released, without a queue in between;
-the released work is still handed over, so a second worker (or a redelivered message) finds it taken."""
+"""The worker that ran a task lands it and carries on with what that released, without a queue in between:
+the task it goes on with is claimed in the transaction that released it (no job is sent after it); the rest
+of the released work is handed over, and a second worker (or a redelivered message) finds taken what is."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from coordination.domain import dispatch
 from coordination.jobs import sweeping
-from coordination.models import Join, Task
+from coordination.models import Event, Join, Task
 from coordination.running import execution
 from coordination.scheduling import landing, relay, scheduler
 from merges.engine.git import Git
@@ -29,7 +30,7 @@ def _chain(tmp_path, length: int):
     return repo, ticket, {t.key: t for t in Task.objects.filter(ticket=ticket)}
 
 
-def test_one_job_runs_lands_and_releases_a_whole_chain_and_the_handed_over_runs_find_it_taken(tmp_path):
+def test_one_job_runs_lands_and_releases_a_whole_chain_claiming_each_next_task_as_it_releases_it(tmp_path):
     recorder = RecordingDispatcher()
     dispatch.use(recorder)
     repo, ticket, tasks = _chain(tmp_path, 3)
@@ -47,11 +48,35 @@ def test_one_job_runs_lands_and_releases_a_whole_chain_and_the_handed_over_runs_
     for key in ("c0", "c1", "c2"):
         assert Git(repo.path).text("show", f"{head}:{key}.txt") == key
     assert rows["c2"].start_sha != rows["c1"].start_sha != rows["c0"].start_sha  # each on its parent's landing
-    handed_over = [pk for job, pk in recorder.jobs if job == "run_task"]
-    assert handed_over == [tasks["c1"].pk, tasks["c2"].pk]  # sent all the same
-    for pk in handed_over:  # a second worker gets the messages: nothing runs twice
-        relay.run_task(pk)
+    assert [job for job, _ in recorder.jobs if job == "run_task"] == []  # each claimed as it was released
+    ready_to_claimed = Event.objects.filter(ticket=ticket, kind__in=("task.ready", "task.claimed")).order_by("pk")
+    assert [(e.kind, e.payload["task"]) for e in ready_to_claimed] == [
+        ("task.ready", "c0"), ("task.claimed", "c0"), ("task.ready", "c1"), ("task.claimed", "c1"),
+        ("task.ready", "c2"), ("task.claimed", "c2")]
+    for key in ("c1", "c2"):  # a message sent for one anyway (the sweep's resend): nothing runs twice
+        relay.run_task(tasks[key].pk)
     assert all(t.attempts == 1 for t in Task.objects.filter(ticket=ticket))
+
+
+def test_a_landing_that_releases_two_tasks_claims_one_and_hands_the_other_out(tmp_path):
+    recorder = RecordingDispatcher()
+    dispatch.use(recorder)
+    repo = source_repo(tmp_path)
+    ticket = submit(repo, [{"key": "A", "command": sh("echo a > a.txt")},
+                           {"key": "B", "command": sh("echo b > b.txt"), "depends_on": ["A"]},
+                           {"key": "C", "command": sh("echo c > c.txt"), "depends_on": ["A"]}])
+    scheduler.advance(ticket.pk)
+    tasks = {t.key: t for t in Task.objects.filter(ticket=ticket)}
+    assert execution.run_task(tasks["A"].pk)
+    recorder.jobs.clear()
+
+    claimed = relay.land_and_claim_next(tasks["A"].pk)
+
+    assert claimed is not None and claimed.task.pk == tasks["B"].pk  # the first, by id
+    rows = {t.key: t for t in Task.objects.filter(ticket=ticket)}
+    assert rows["B"].status == "running" and rows["B"].lease_owner == claimed.lease.owner
+    assert rows["C"].status == "ready"
+    assert [(job, pk) for job, pk in recorder.jobs if job == "run_task"] == [("run_task", tasks["C"].pk)]
 
 
 def test_the_task_that_completes_a_join_converges_it_and_runs_the_continuation(tmp_path):
@@ -74,7 +99,8 @@ def test_the_task_that_completes_a_join_converges_it_and_runs_the_continuation(t
     ticket.refresh_from_db()
     assert join.status == "merged" and ticket.status == "done"
     assert Git(repo.path).text("show", f"{ticket.head_sha}:c.txt") == "a\nb"
-    assert ("converge_join", join.pk) in recorder.jobs and ("run_task", tasks["C"].pk) in recorder.jobs
+    assert ("converge_join", join.pk) in recorder.jobs  # handed out, and taken by the relay first
+    assert ("run_task", tasks["C"].pk) not in recorder.jobs  # claimed as the join's merge released it
     landing.converge_join(join.pk)  # the handed-over job, delivered late: the join is taken
     assert Join.objects.get(pk=join.pk).merge_attempts.count() == 1
 
@@ -88,16 +114,30 @@ class ClaimingElsewhere(RecordingDispatcher):
             transaction.on_commit(lambda: execution.claim(object_id, "other-worker"))
 
 
-def test_a_released_task_another_worker_claimed_first_is_left_to_it(tmp_path):
+def test_a_task_another_delivery_released_and_another_worker_claimed_first_is_left_to_it(tmp_path):
     dispatch.use(RecordingDispatcher())
     _, _, tasks = _chain(tmp_path, 2)
+    assert execution.run_task(tasks["c0"].pk)
     dispatch.use(ClaimingElsewhere())
+    landing.land_task(tasks["c0"].pk)  # a redelivered landing got there first: c1 handed out, claimed elsewhere
 
-    relay.run_task(tasks["c0"].pk)
+    assert relay.land_and_claim_next(tasks["c0"].pk) is None
 
     c1 = Task.objects.get(pk=tasks["c1"].pk)
     assert Task.objects.get(pk=tasks["c0"].pk).landed
     assert c1.status == "running" and c1.lease_owner == "other-worker" and c1.attempts == 1
+
+
+def test_a_task_another_delivery_released_is_claimed_when_nobody_has_it_yet(tmp_path):
+    dispatch.use(RecordingDispatcher())
+    _, _, tasks = _chain(tmp_path, 2)
+    assert execution.run_task(tasks["c0"].pk)
+    landing.land_task(tasks["c0"].pk)  # landed by another delivery; c1's job not picked up yet
+
+    claimed = relay.land_and_claim_next(tasks["c0"].pk)
+
+    assert claimed is not None and claimed.task.pk == tasks["c1"].pk
+    assert Task.objects.get(pk=tasks["c1"].pk).lease_owner == claimed.lease.owner
 
 
 def test_a_chain_longer_than_the_relay_limit_goes_on_through_the_queue(tmp_path, monkeypatch):
@@ -110,7 +150,7 @@ def test_a_chain_longer_than_the_relay_limit_goes_on_through_the_queue(tmp_path,
 
     rows = {t.key: t.status for t in Task.objects.filter(ticket=ticket)}
     assert rows == {"c0": "succeeded", "c1": "succeeded", "c2": "ready"}
-    assert ("run_task", tasks["c2"].pk) in recorder.jobs  # its job was handed over when it was released
+    assert ("run_task", tasks["c2"].pk) in recorder.jobs  # the last hop claims nothing: c2 was handed out
     relay.run_task(tasks["c2"].pk)
     ticket.refresh_from_db()
     assert ticket.status == "done"

@@ -47,3 +47,23 @@ def test_a_connection_the_database_dropped_is_replaced_before_the_next_job(worke
     task_prerun.send(sender=None)
     assert Ticket.objects.count() == 0  # answered, on a new session
     assert connection.connection is not opened
+
+
+def test_a_statement_a_worker_repeats_is_prepared_by_postgresql_and_planned_once(worker_process):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: PostgreSQL's")
+    for _ in range(6):  # psycopg prepares a statement the fifth time a connection runs it
+        Ticket.objects.filter(pk=0).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "coordination_ticket"' in statement and "$1" in statement for statement in prepared)
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_them(monkeypatch):
+    from dagmerge_site.settings import _databases
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example:5432/dagmerge")
+    assert _databases()["default"]["OPTIONS"]["server_side_binding"] is True
+    monkeypatch.setenv("DAGMERGE_PREPARED_STATEMENTS", "false")
+    assert "server_side_binding" not in _databases()["default"].get("OPTIONS", {})
