@@ -78,4 +78,7 @@ def test_a_celery_worker_runs_the_dag_to_the_end(tmp_path, celery_worker):
     assert d.synthesis_context["merged"] == {"b": 1, "c": 2}
     workers = {t.result["worker"].split(":")[1] for t in ticket.tasks.all()}
     assert str(os.getpid()) not in workers  # the work happened in the worker's processes, not here
+    deadline = time.monotonic() + 30  # the last landing pushes after it settled the ticket: moments after
+    while repo.head(f"refs/heads/{ticket.branch}") != ticket.head_sha and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert repo.head(f"refs/heads/{ticket.branch}") == ticket.head_sha
