@@ -75,9 +75,10 @@ def claim_task(task_id: int) -> Claimed | None:
 
 
 def claim_within(task: Task) -> Claimed | None:
-    """``claim_task`` in the caller's transaction (``advance``'s, which just made the task ready: ``Take``)."""
+    """``claim_task`` in the caller's transaction: ``advance``'s (its ``Take``), which just made the task
+    ready holding the ticket's row, so the task and ticket it read are as claimed (not read again)."""
     lease = task_lease(task.pk)
-    claimed = _claim_in_transaction(task.pk, lease.owner)
+    claimed = _claim_in_transaction(task.pk, lease.owner, read=task)
     return Claimed(claimed, lease) if claimed is not None else None
 
 
@@ -137,18 +138,25 @@ def _claim(task_id: int, owner: str) -> Task | None:
         return _claim_in_transaction(task_id, owner)
 
 
-def _claim_in_transaction(task_id: int, owner: str) -> Task | None:
+def _claim_in_transaction(task_id: int, owner: str, read: Task | None = None) -> Task | None:
     """ready → claimed → running in one conditional UPDATE, both moves recorded: the run starts from the
-    ticket's head as it is now."""
+    ticket's head as it is now. ``read``: the task as its caller read it under the ticket's lock (its
+    ticket with it), brought up to date instead of read again."""
     now = timezone.now()
-    lease_until = now + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)
+    claimed = {"status": "running", "lease_owner": owner, "started_at": now, "updated_at": now, "error": "", "log": "",
+               "lease_expires_at": now + timedelta(seconds=settings.DAGMERGE_LEASE_SECONDS)}
     taken = Task.objects.filter(pk=task_id, status="ready").update(
-        status="running", lease_owner=owner, lease_expires_at=lease_until,
-        start_sha=Subquery(Ticket.objects.filter(pk=OuterRef("ticket_id")).values("head_sha")),
-        started_at=now, updated_at=now, attempts=F("attempts") + 1, error="", log="")
+        **claimed, start_sha=Subquery(Ticket.objects.filter(pk=OuterRef("ticket_id")).values("head_sha")),
+        attempts=F("attempts") + 1)
     if not taken:
         return None
-    task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+    if read is None:
+        task = Task.objects.select_related("ticket__repository").get(pk=task_id)
+    else:
+        task = read
+        for name, value in claimed.items():
+            setattr(task, name, value)
+        task.start_sha, task.attempts = task.ticket.head_sha, task.attempts + 1
     Event.record_all(task.ticket, [(f"task.{new}", {"from": old, "to": new, **task.event_refs()})
                                    for old, new in (("ready", "claimed"), ("claimed", "running"))])
     OwnershipClaim.objects.bulk_create(OwnershipClaim(task=task, pattern=p) for p in task.owned_files)

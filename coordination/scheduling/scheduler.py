@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Prefetch, Q
 from django.utils import timezone
 
 from coordination.domain import dispatch, ownership, states
@@ -107,10 +107,14 @@ def _propagate(ticket: Ticket, changed: set[int], claims: ClaimBook[T]) -> None:
     task it waits on, and keeps naming it while that one is active). Candidates go in id order, as in
     ``_recompute``, so two tasks claiming the same file are decided the same way by both.
     """
-    claims.hold(ticket.tasks.filter(ClaimBook.holding()).order_by("pk").values_list("key", "owned_files"))
+    # The claims held, and the changed tasks' keys, in one read.
+    rows = list(ticket.tasks.filter(ClaimBook.holding() | Q(pk__in=changed)).order_by("pk")
+                .annotate(holds=ExpressionWrapper(ClaimBook.holding(), BooleanField()))
+                .values_list("pk", "key", "owned_files", "holds"))
+    claims.hold((key, files) for _, key, files, holds in rows if holds)
     # Waiting on a claim of a changed task (keys are letters, digits and ". _ -": the prefix is exact).
     waiters = Q(pk__in=[])
-    for key in ticket.tasks.filter(pk__in=changed).values_list("key", flat=True):
+    for key in (key for pk, key, _, _ in rows if pk in changed):
         waiters |= Q(waiting_on__startswith=f"{key} (")
     frontier = changed
     while frontier:

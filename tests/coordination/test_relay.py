@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from coordination.domain import dispatch
 from coordination.jobs import sweeping
-from coordination.models import Event, Join, Task
+from coordination.models import Event, Join, Task, Ticket
 from coordination.running import execution
 from coordination.scheduling import landing, relay, scheduler
 from merges.engine.git import Git
@@ -75,6 +75,9 @@ def test_a_landing_that_releases_two_tasks_claims_one_and_hands_the_other_out(tm
     assert claimed is not None and claimed.task.pk == tasks["B"].pk  # the first, by id
     rows = {t.key: t for t in Task.objects.filter(ticket=ticket)}
     assert rows["B"].status == "running" and rows["B"].lease_owner == claimed.lease.owner
+    fields = ("status", "lease_owner", "lease_expires_at", "start_sha", "started_at", "attempts", "error", "log")
+    assert {f: getattr(claimed.task, f) for f in fields} == {f: getattr(rows["B"], f) for f in fields}
+    assert rows["B"].start_sha == Ticket.objects.get(pk=ticket.pk).head_sha != rows["A"].start_sha  # A landed
     assert rows["C"].status == "ready"
     assert [(job, pk) for job, pk in recorder.jobs if job == "run_task"] == [("run_task", tasks["C"].pk)]
 
